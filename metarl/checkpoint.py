@@ -1,0 +1,60 @@
+"""Checkpoints: only tensors and plain types, written atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a dict with ``format_version``, ``iteration``, ``policy`` (state dict), ``config`` (nested plain
+data), ``numpy_rng`` (bit-generator state), ``torch_rng`` (generator state tensor) and ``best_return``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metarl.errors import CheckpointError
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "iteration", "policy", "config")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` via a temporary file, fsync and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not a metarl checkpoint, or from a newer format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint: {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file; all mean "unreadable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint: {str(path)!r} is not a readable checkpoint ({first[:120]})") from None
+    if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
+        raise CheckpointError(f"checkpoint: {str(path)!r} lacks the keys {list(REQUIRED_KEYS)}")
+    if payload["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint: {str(path)!r} has format_version {payload['format_version']}, "
+            f"this metarl reads up to {FORMAT_VERSION}"
+        )
+    return payload

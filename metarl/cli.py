@@ -1,0 +1,212 @@
+"""The ``metarl`` console script: the one place that wires envs, agents and the core together.
+
+``metarl train CONFIG.yaml [--seed N] [--run-dir DIR] [--set section.key=value ...]``
+``metarl train --resume RUN_DIR [--set meta.iterations=N]``
+``metarl evaluate RUN_DIR_OR_CHECKPOINT [--tasks 40] [--steps 3] [--episodes 20] [--seed 1] [--out DIR]``
+
+User mistakes end with one line on stderr and exit code 2; nothing already written is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import gymnasium as gym
+import torch
+import yaml
+
+from metarl.checkpoint import load_checkpoint
+from metarl.collect import VectorCollector, make_collector
+from metarl.config import Config, config_from_dict, config_to_dict, load_config
+from metarl.errors import CheckpointError, ConfigError
+from metarl.tasks import TaskDistribution, make_task_distribution
+
+#: keys that may change when resuming a run; any other difference is a different experiment
+RESUMABLE_CHANGES = ("meta.iterations", "logging.")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"metarl: error: {message} (see '{self.prog} --help')\n")
+
+
+def build(config: Config, num_tasks: int | None = None, episodes: int | None = None):
+    """Task distribution, collector and MAML-TRPO learner for ``config`` (the policy seeded by ``config.seed``)."""
+    import envs  # noqa: F401  (registers the metarl/* ids)
+    from agents.maml_trpo import MAMLTRPO
+    from agents.policies import GaussianMLPPolicy
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    distribution = make_task_distribution(config.env.id)
+    action_space = gym.make(config.env.id).action_space
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ConfigError(f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; MAML-TRPO here needs Box")
+    collector = make_collector(
+        config.env.id,
+        num_tasks or config.meta.batch_size,
+        episodes or config.meta.episodes_per_task,
+        config.collector.vectorization,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        policy = GaussianMLPPolicy(
+            collector.obs_dim,
+            collector.act_dim,
+            tuple(config.policy.hidden_sizes),
+            config.policy.activation,
+            config.policy.init_std,
+        )
+    return distribution, collector, MAMLTRPO(policy, config.inner, config.meta, config.trpo)
+
+
+def _default_run_dir(config: Config, config_path: Path) -> Path:
+    env_name = config.env.id.split("/")[-1]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(config.logging.runs_root) / f"{env_name}__{config_path.stem}__s{config.seed}__{stamp}"
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for key in keys:
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
+    overrides = list(args.set or [])
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
+        stored = load_config(run_dir / "config.yaml")
+        config = load_config(run_dir / "config.yaml", overrides)
+        changed = [k for k in _diff(config_to_dict(stored), config_to_dict(config)) if not k.startswith(RESUMABLE_CHANGES)]
+        if changed:
+            raise ConfigError(
+                f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations and "
+                "logging.* may change when resuming (start a new run instead)"
+            )
+        load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+        return config, run_dir, True
+    if args.config is None:
+        raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
+    config = load_config(args.config, overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config, Path(args.config))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder")
+    return config, run_dir, False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``metarl train``."""
+    from metarl.plots import plot_learning_curve
+    from metarl.training import train
+
+    config, run_dir, resume = _prepare_train(args)
+    distribution, collector, learner = build(config)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
+    collector.close()
+    plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
+    summary = _evaluate(config, run_dir, learner, distribution)
+    if metrics:
+        print(f"last iteration: return before {metrics['meta/return_before']:.2f}, after {metrics['meta/return_after']:.2f}")
+    _print_summary(summary)
+    return 0
+
+
+def _evaluate(config: Config, out_dir: Path, learner, distribution: TaskDistribution) -> dict:
+    from metarl.training import evaluate_run
+
+    collector: VectorCollector = make_collector(
+        config.env.id, config.evaluation.tasks, config.evaluation.episodes, config.collector.vectorization
+    )
+    try:
+        return evaluate_run(config, out_dir, learner, collector, distribution)
+    finally:
+        collector.close()
+
+
+def _print_summary(summary: dict) -> None:
+    for method, rows in summary["methods"].items():
+        cells = ", ".join(f"{r['step']}: {r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows)
+        print(f"adaptation ({method}, {summary['num_tasks']} new tasks, mean ± s.e. after k steps) {cells}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``metarl evaluate``: adaptation curve of a checkpoint (or a run's latest) on new tasks."""
+    target = Path(args.target)
+    path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
+    state = load_checkpoint(path)
+    config = config_from_dict(state["config"])
+    for key in ("tasks", "steps", "episodes", "seed"):
+        if getattr(args, key) is not None:
+            setattr(config.evaluation, key, getattr(args, key))
+    config = config_from_dict(config_to_dict(config))
+    distribution, collector, learner = build(config, num_tasks=1, episodes=2)
+    collector.close()
+    learner.policy.load_state_dict(state["policy"])
+    out_dir = Path(args.out) if args.out else (target if target.is_dir() else target.parent.parent)
+    summary = _evaluate(config, out_dir, learner, distribution)
+    print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
+    _print_summary(summary)
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser of the console script."""
+    parser = _Parser(prog="metarl", description="Model-agnostic meta-learning for Gymnasium and MuJoCo.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = commands.add_parser("train", help="meta-train from a YAML config")
+    train.add_argument("config", nargs="?", help="experiment YAML, e.g. experiments/navigation2d.yaml")
+    train.add_argument("--seed", type=int, help="override the config's seed")
+    train.add_argument("--run-dir", help="output folder (default: runs/<env>__<config>__s<seed>__<time>)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. meta.iterations=10")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    train.set_defaults(func=cmd_train)
+    evaluate = commands.add_parser("evaluate", help="adaptation curve on new tasks")
+    evaluate.add_argument("target", help="a run directory or a checkpoint file")
+    evaluate.add_argument("--tasks", type=int, help="new tasks (default: the config's evaluation.tasks)")
+    evaluate.add_argument("--steps", type=int, help="inner steps")
+    evaluate.add_argument("--episodes", type=int, help="episodes per task and step")
+    evaluate.add_argument("--seed", type=int, help="seed of the new tasks")
+    evaluate.add_argument("--out", help="output folder (default: the run directory)")
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the console script; returns the exit code."""
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"metarl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("metarl: interrupted; checkpoints written so far are intact (resume with --resume RUN_DIR)", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    """``metarl`` console-script entry."""
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

@@ -1,0 +1,147 @@
+"""The vectorized rollout collector: one Gymnasium ``VectorEnv`` for every (task, episode) pair of a meta-batch.
+
+Sub-env ``n * E + e`` runs episode ``e`` of task ``n``. Each call sets the tasks per sub-env with
+``set_attr("task", list)``, resets all sub-envs, and steps them together for the horizon ``T``, calling the policy
+once per step on observations ``[N, E, obs_dim]``. Episodes that terminate early are padded (``mask`` 0);
+the collector needs an autoreset mode that never raises on a finished sub-env (``SAME_STEP``, the one it asks for,
+or ``NEXT_STEP``) and ignores whatever a finished sub-env returns afterwards. It only collects: adaptation, baselines
+and advantages belong to the learner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from torch import Tensor
+
+from metarl.errors import ConfigError
+from metarl.tasks import check_env_id
+from metarl.types import EpisodeBatch, Task
+
+#: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
+PolicyFn = Callable[[Tensor], Tensor]
+VECTORIZATION_MODES = ("auto", "vector_entry_point", "sync", "async")
+
+
+def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv:
+    """Build ``num_envs`` sub-envs of ``env_id``.
+
+    Args:
+        env_id: a registered id.
+        num_envs: number of sub-envs.
+        mode: ``auto`` (the env's ``vector_entry_point`` if it has one, else ``sync``), ``vector_entry_point``,
+            ``sync`` or ``async`` (Gymnasium's vector envs with ``SAME_STEP`` autoreset).
+    """
+    check_env_id(env_id)
+    if mode not in VECTORIZATION_MODES:
+        raise ConfigError(f"collector.vectorization: {mode!r} is not one of {list(VECTORIZATION_MODES)}")
+    if mode == "auto":
+        mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
+    if mode == "vector_entry_point":
+        if not gym.spec(env_id).vector_entry_point:
+            raise ConfigError(f"collector.vectorization: {env_id!r} has no vector_entry_point; use 'sync'")
+        return gym.make_vec(env_id, num_envs, vectorization_mode=mode)
+    return gym.make_vec(
+        env_id, num_envs, vectorization_mode=mode, vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
+    )
+
+
+class VectorCollector:
+    """Collect padded, time-major episodes for ``num_tasks`` tasks x ``episodes_per_task`` episodes.
+
+    Args:
+        env: a vector env with ``num_tasks * episodes_per_task`` sub-envs whose base envs have a settable ``task``.
+        num_tasks: ``N``.
+        episodes_per_task: ``E``.
+        horizon: ``T``; the sub-envs should end their episodes (truncate) by then.
+    """
+
+    def __init__(self, env: VectorEnv, num_tasks: int, episodes_per_task: int, horizon: int) -> None:
+        """See the class docstring."""
+        if num_tasks < 1 or episodes_per_task < 1 or horizon < 1:
+            raise ConfigError(
+                f"collector sizes must be >= 1, got num_tasks={num_tasks}, "
+                f"episodes_per_task={episodes_per_task}, horizon={horizon}"
+            )
+        if env.num_envs != num_tasks * episodes_per_task:
+            raise ConfigError(f"env has {env.num_envs} sub-envs, need {num_tasks} x {episodes_per_task}")
+        if env.metadata.get("autoreset_mode") == AutoresetMode.DISABLED:
+            raise ConfigError("the collector needs autoreset mode SAME_STEP or NEXT_STEP, got DISABLED")
+        self.env = env
+        self.num_tasks = num_tasks
+        self.episodes_per_task = episodes_per_task
+        self.horizon = horizon
+        space = env.single_action_space
+        self._low = np.asarray(space.low, dtype=np.float32)
+        self._high = np.asarray(space.high, dtype=np.float32)
+        self.obs_dim = int(np.prod(env.single_observation_space.shape))
+        self.act_dim = int(np.prod(space.shape))
+
+    def set_tasks(self, tasks: Sequence[Task]) -> None:
+        """Give each sub-env its task (one value per sub-env, so ``set_attr``, never ``call``)."""
+        if len(tasks) != self.num_tasks:
+            raise ValueError(f"expected {self.num_tasks} tasks, got {len(tasks)}")
+        self.env.set_attr("task", [task for task in tasks for _ in range(self.episodes_per_task)])
+
+    @torch.no_grad()
+    def collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
+        """Run one episode per sub-env.
+
+        Args:
+            tasks: the ``N`` tasks.
+            policy: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]`` (float32).
+            seed: seeds the sub-envs' resets (sub-env ``i`` gets ``seed + i``).
+
+        Returns:
+            An :class:`EpisodeBatch` with shapes ``[N, T, E, ...]``.
+        """
+        n, e, horizon = self.num_tasks, self.episodes_per_task, self.horizon
+        self.set_tasks(tasks)
+        obs, _ = self.env.reset(seed=seed)
+        observations = np.zeros((horizon, n * e, self.obs_dim), dtype=np.float32)
+        actions = np.zeros((horizon, n * e, self.act_dim), dtype=np.float32)
+        rewards = np.zeros((horizon, n * e), dtype=np.float32)
+        mask = np.zeros((horizon, n * e), dtype=np.float32)
+        alive = np.ones(n * e, dtype=bool)
+        for t in range(horizon):
+            observations[t] = obs.reshape(n * e, -1)
+            action = policy(torch.from_numpy(observations[t]).view(n, e, -1)).reshape(n * e, -1).numpy()
+            actions[t] = action
+            mask[t] = alive
+            obs, reward, terminated, truncated, _ = self.env.step(np.clip(action, self._low, self._high))
+            rewards[t] = np.where(alive, reward, 0.0)
+            alive &= ~(terminated | truncated)
+            if not alive.any():
+                break
+        lengths = mask.sum(axis=0).astype(np.int64)
+
+        def task_major(x: np.ndarray) -> Tensor:  # [T, N*E, ...] -> [N, T, E, ...]
+            return torch.from_numpy(x.reshape(horizon, n, e, *x.shape[2:]).swapaxes(0, 1).copy())
+
+        return EpisodeBatch(
+            observations=task_major(observations),
+            actions=task_major(actions),
+            rewards=task_major(rewards),
+            mask=task_major(mask),
+            lengths=torch.from_numpy(lengths.reshape(n, e)),
+        )
+
+    def close(self) -> None:
+        """Close the vector env."""
+        self.env.close()
+
+
+def make_collector(
+    env_id: str, num_tasks: int, episodes_per_task: int, mode: str = "auto", horizon: int | None = None
+) -> VectorCollector:
+    """Build a :class:`VectorCollector` for a registered id (horizon: the id's ``max_episode_steps``)."""
+    check_env_id(env_id)
+    horizon = horizon or gym.spec(env_id).max_episode_steps
+    if horizon is None:
+        raise ConfigError(f"env.id: {env_id!r} has no max_episode_steps; the collector needs a fixed horizon")
+    env = make_vector_env(env_id, num_tasks * episodes_per_task, mode)
+    return VectorCollector(env, num_tasks, episodes_per_task, horizon)

@@ -1,0 +1,310 @@
+"""Run configuration: dataclasses, strict YAML loading and typed ``--set section.key=value`` overrides.
+
+Every YAML key equals a dataclass field; an unknown key fails with the closest valid key suggested, a value of the
+wrong type or out of range fails naming the field, the value and what is allowed (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metarl.errors import ConfigError, closest
+
+
+@dataclass
+class EnvConfig:
+    """Which task distribution to meta-train on.
+
+    Attributes:
+        id: a registered Gymnasium id, e.g. ``metarl/HalfCheetahVel-v0``.
+    """
+
+    id: str = "metarl/Navigation2D-v0"
+
+
+@dataclass
+class PolicyConfig:
+    """Gaussian MLP policy.
+
+    Attributes:
+        hidden_sizes: hidden layer widths (paper: 100, 100).
+        activation: ``relu`` (paper), ``tanh`` or ``elu``.
+        init_std: initial action standard deviation.
+    """
+
+    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
+    activation: str = "relu"
+    init_std: float = 1.0
+
+
+@dataclass
+class InnerConfig:
+    """Adaptation: vanilla policy gradient steps on fresh support episodes.
+
+    Attributes:
+        steps: inner gradient steps during meta-training (paper: 1).
+        step_size: inner learning rate alpha (paper: 0.1; 0.5 in its code for navigation).
+        first_order: drop the second-order terms of the meta-gradient (first-order MAML).
+    """
+
+    steps: int = 1
+    step_size: float = 0.1
+    first_order: bool = False
+
+
+@dataclass
+class MetaConfig:
+    """Outer loop.
+
+    Attributes:
+        batch_size: tasks per meta-batch (paper: 20 navigation, 40 locomotion).
+        episodes_per_task: episodes per task for each support set and the query set (paper: 20).
+        iterations: meta-iterations (paper: up to 500).
+        gamma: discount factor (paper: 0.99).
+        gae_lambda: GAE lambda (paper: 1.0).
+        normalize_advantages: standardise advantages per task before each loss.
+        baseline_reg: ridge coefficient of the linear feature baseline.
+    """
+
+    batch_size: int = 40
+    episodes_per_task: int = 20
+    iterations: int = 500
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = True
+    baseline_reg: float = 1e-5
+
+
+@dataclass
+class TRPOConfig:
+    """TRPO meta-update (paper settings).
+
+    Attributes:
+        max_kl: trust-region radius on the mean KL of the adapted policies (0.01).
+        cg_iterations: conjugate-gradient iterations (10).
+        cg_damping: damping added to the Fisher-vector product (1e-5).
+        ls_ratio: line-search shrink factor (0.8).
+        ls_max_steps: line-search candidates (15).
+        vectorize: evaluate all tasks at once with ``torch.func.vmap``; False loops over tasks (the reference).
+    """
+
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    ls_ratio: float = 0.8
+    ls_max_steps: int = 15
+    vectorize: bool = True
+
+
+@dataclass
+class CollectorConfig:
+    """Rollout collection.
+
+    Attributes:
+        vectorization: ``auto`` (the env's fast vector env if registered, else ``sync``), ``vector_entry_point``,
+            ``sync`` or ``async``.
+    """
+
+    vectorization: str = "auto"
+
+
+@dataclass
+class EvaluationConfig:
+    """Adaptation curve on new tasks, written at the end of training.
+
+    Attributes:
+        tasks: new tasks (paper: 40).
+        steps: inner steps (paper: 3); step ``k`` uses alpha for ``k = 1`` and alpha/2 after.
+        episodes: episodes per task and step (paper: 20).
+        seed: seed of the evaluation tasks; its stream is disjoint from training's.
+    """
+
+    tasks: int = 40
+    steps: int = 3
+    episodes: int = 20
+    seed: int = 1
+
+
+@dataclass
+class LoggingConfig:
+    """Outputs.
+
+    Attributes:
+        runs_root: folder that receives ``<env>__<config>__s<seed>__<time>/`` run directories.
+        checkpoint_every: write ``checkpoints/latest.pt`` every this many iterations (and at the end).
+        tensorboard: write TensorBoard event files.
+        progress: show a progress bar.
+    """
+
+    runs_root: str = "runs"
+    checkpoint_every: int = 10
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """A whole run.
+
+    Attributes:
+        seed: seeds the policy initialisation, task sampling, environment resets and action noise.
+        num_threads: torch intra-op threads (0 leaves torch's default).
+    """
+
+    seed: int = 0
+    num_threads: int = 0
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    trpo: TRPOConfig = field(default_factory=TRPOConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+#: (field path, predicate, what is allowed)
+_RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
+    ("seed", lambda v: v >= 0, "an integer >= 0"),
+    ("num_threads", lambda v: v >= 0, "an integer >= 0 (0 = torch's default)"),
+    ("policy.hidden_sizes", lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of sizes >= 1"),
+    ("policy.activation", lambda v: v in ("relu", "tanh", "elu"), "one of relu, tanh, elu"),
+    ("policy.init_std", lambda v: v > 0, "a number > 0"),
+    ("inner.steps", lambda v: v >= 1, "an integer >= 1"),
+    ("inner.step_size", lambda v: v > 0, "a number > 0"),
+    ("meta.batch_size", lambda v: v >= 1, "an integer >= 1"),
+    ("meta.episodes_per_task", lambda v: v >= 2, "an integer >= 2 (the baseline and normalisation need 2)"),
+    ("meta.iterations", lambda v: v >= 1, "an integer >= 1"),
+    ("meta.gamma", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    ("meta.gae_lambda", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    ("meta.baseline_reg", lambda v: v > 0, "a number > 0"),
+    ("trpo.max_kl", lambda v: v > 0, "a number > 0"),
+    ("trpo.cg_iterations", lambda v: v >= 1, "an integer >= 1"),
+    ("trpo.cg_damping", lambda v: v >= 0, "a number >= 0"),
+    ("trpo.ls_ratio", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("trpo.ls_max_steps", lambda v: v >= 1, "an integer >= 1"),
+    (
+        "collector.vectorization",
+        lambda v: v in ("auto", "vector_entry_point", "sync", "async"),
+        "one of auto, vector_entry_point, sync, async",
+    ),
+    ("evaluation.tasks", lambda v: v >= 1, "an integer >= 1"),
+    ("evaluation.steps", lambda v: v >= 0, "an integer >= 0"),
+    ("evaluation.episodes", lambda v: v >= 2, "an integer >= 2"),
+    ("evaluation.seed", lambda v: v >= 0, "an integer >= 0"),
+    ("logging.checkpoint_every", lambda v: v >= 1, "an integer >= 1"),
+]
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int, float, bool, str, list[int])."""
+    if typing.get_origin(tp) is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list of {_type_name(item_tp)}s, got {value!r}")
+        return [_coerce(f"{path}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{path}: unknown key{closest(str(key), names)}; valid keys here: {', '.join(names)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{path}.")
+        else:
+            kwargs[key] = _coerce(path, value, tp)
+    return cls(**kwargs)
+
+
+def _get(config: Config, path: str) -> Any:
+    value: Any = config
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate(config: Config) -> Config:
+    """Check every range rule; return ``config`` unchanged or raise :class:`ConfigError`."""
+    for path, predicate, allowed in _RULES:
+        value = _get(config, path)
+        if not predicate(value):
+            raise ConfigError(f"{path}: got {value!r}, expected {allowed}")
+    return config
+
+
+def config_from_dict(data: dict[str, Any] | None) -> Config:
+    """Build and validate a :class:`Config` from nested plain data (missing keys take their defaults)."""
+    return validate(_build(Config, data or {}, ""))
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Nested plain data (what ``config.yaml`` of a run holds)."""
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to nested plain data, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set: expected section.key=value, got {item!r}")
+        path, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {path}: cannot parse value {raw!r}: {exc.problem}") from None
+        node = data
+        *parents, leaf = path.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {path}: {part!r} is not a section")
+        node[leaf] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML file strictly, apply ``--set`` overrides, validate.
+
+    Raises:
+        ConfigError: a missing or malformed file, unknown key, wrong type or impossible value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config: file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config: {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {str(path)!r} must hold a mapping of sections, got {type(data).__name__}")
+    return config_from_dict(apply_overrides(data, overrides or []))
+
+

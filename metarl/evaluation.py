@@ -1,0 +1,117 @@
+"""Adaptation curves: mean return on new tasks after 0, 1, ..., k inner steps, with the training inner loop.
+
+The protocol of the MAML paper: for each step, fresh episodes are collected with the parameters adapted so far;
+step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`paper_step_sizes`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.collect import PolicyFn, VectorCollector
+from metarl.types import EpisodeBatch, Task
+
+
+class Adapter(Protocol):
+    """What :func:`adaptation_curve` needs of a learner (``agents.maml_trpo.MAMLTRPO`` satisfies it)."""
+
+    def initial_params(self, num_tasks: int) -> dict[str, Tensor]:
+        """Meta-parameters with a task axis ``[N, ...]``."""
+        ...
+
+    def policy_fn(self, params: dict[str, Tensor], generator: torch.Generator) -> PolicyFn:
+        """A sampling policy for the collector."""
+        ...
+
+    def adapt(self, params: dict[str, Tensor], batch: EpisodeBatch, step_size: float) -> dict[str, Tensor]:
+        """One inner step per task."""
+        ...
+
+
+def paper_step_sizes(step_size: float, steps: int) -> list[float]:
+    """``[alpha, alpha/2, alpha/2, ...]`` of length ``steps``."""
+    return [step_size if k == 0 else step_size / 2 for k in range(steps)]
+
+
+def adaptation_curve(
+    adapter: Adapter,
+    collector: VectorCollector,
+    tasks: Sequence[Task],
+    step_sizes: Sequence[float],
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> Tensor:
+    """Mean episode return of each task before and after each inner step.
+
+    Returns:
+        ``[N, len(step_sizes) + 1]``; column ``k`` is the return after ``k`` steps.
+    """
+    params = adapter.initial_params(len(tasks))
+    columns = []
+    for k in range(len(step_sizes) + 1):
+        batch = collector.collect(tasks, adapter.policy_fn(params, generator), seed=int(rng.integers(2**31)))
+        columns.append(batch.episode_returns().mean(dim=1))
+        if k < len(step_sizes):
+            params = adapter.adapt(params, batch, step_sizes[k])
+    return torch.stack(columns, dim=1)
+
+
+def summarize(curve: Tensor) -> list[dict[str, float]]:
+    """Per step: mean, standard error and normal 95% interval over tasks of ``curve [N, k + 1]``."""
+    out = []
+    n = curve.shape[0]
+    for k in range(curve.shape[1]):
+        column = curve[:, k].double()
+        mean = column.mean().item()
+        stderr = column.std().item() / math.sqrt(n) if n > 1 else float("nan")
+        out.append(
+            {"step": k, "mean": mean, "stderr": stderr, "ci95_low": mean - 1.96 * stderr, "ci95_high": mean + 1.96 * stderr}
+        )
+    return out
+
+
+def _task_fields(task: Task) -> dict[str, Any]:
+    return dataclasses.asdict(task) if dataclasses.is_dataclass(task) else {"task": repr(task)}
+
+
+def write_adaptation_files(
+    out_dir: str | Path, curves: dict[str, Tensor], tasks: Sequence[Task], meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write ``adaptation.csv`` (long form), ``adaptation.json`` (summary) and ``adaptation.png``.
+
+    Args:
+        out_dir: folder to write into.
+        curves: method name -> ``[N, k + 1]`` returns on the same ``tasks``.
+        tasks: the ``N`` tasks.
+        meta: extra plain data stored in the JSON (env id, seed, step sizes, ...).
+
+    Returns:
+        The JSON content.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fields = list(_task_fields(tasks[0]))
+    with (out_dir / "adaptation.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "task_index", *(f"task_{f}" for f in fields), "step", "mean_return"])
+        for method, curve in curves.items():
+            for i, task in enumerate(tasks):
+                values = list(_task_fields(task).values())
+                for k in range(curve.shape[1]):
+                    writer.writerow([method, i, *values, k, f"{curve[i, k].item():.6f}"])
+    summary = {"methods": {m: summarize(c) for m, c in curves.items()}, "num_tasks": len(tasks), **(meta or {})}
+    (out_dir / "adaptation.json").write_text(json.dumps(summary, indent=2))
+    from metarl.plots import plot_adaptation
+
+    plot_adaptation(summary, out_dir / "adaptation.png", title=str((meta or {}).get("env_id", "")))
+    return summary

@@ -1,0 +1,103 @@
+"""Metric sinks: ``metrics.csv`` (a row per iteration) and TensorBoard event files.
+
+Metric names are ``section/name`` (``meta/``, ``inner/``, ``trpo/``, ``time/``, ``policy/``) and are the CSV's
+column names as they are, e.g. ``meta/return_after``; docs/METRICS.md explains each.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class MetricSink(Protocol):
+    """Receives one dict of float metrics per iteration."""
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Record ``metrics`` for ``iteration``."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release files."""
+        ...
+
+
+class CSVSink:
+    """Append rows to a CSV file; on resume, rows after ``resume_iteration`` are dropped first.
+
+    Args:
+        path: the CSV file.
+        resume_iteration: keep only rows with ``iteration <= resume_iteration`` of an existing file (None: new file).
+    """
+
+    def __init__(self, path: str | Path, resume_iteration: int | None = None) -> None:
+        """Open the file; see the class docstring."""
+        self.path = Path(path)
+        self._columns: list[str] | None = None
+        if resume_iteration is not None and self.path.is_file():
+            with self.path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                self._columns = list(reader.fieldnames or [])
+                rows = [r for r in reader if int(r["iteration"]) <= resume_iteration]
+            with self.path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, self._columns)
+                writer.writeheader()
+                writer.writerows(rows)
+        elif self.path.exists():
+            self.path.unlink()
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Append one row (the header comes from the first row written)."""
+        row: dict[str, Any] = {"iteration": iteration, **metrics}
+        new_file = self._columns is None
+        if new_file:
+            self._columns = list(row)
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, self._columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def close(self) -> None:
+        """Nothing to release: each row is written and closed at once."""
+
+
+class TensorBoardSink:
+    """Scalars under their metric names; steps after ``purge_step`` of an earlier run are discarded."""
+
+    def __init__(self, log_dir: str | Path, purge_step: int | None = None) -> None:
+        """Open a ``SummaryWriter`` (imported here: tensorboard is only needed when this sink is used)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Add every finite metric as a scalar."""
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                self._writer.add_scalar(name, value, iteration)
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Close the event file."""
+        self._writer.close()
+
+
+class Logger:
+    """Fan out metrics to several sinks."""
+
+    def __init__(self, sinks: list[MetricSink]) -> None:
+        """Keep the sinks."""
+        self.sinks = sinks
+
+    def write(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Send ``metrics`` to every sink."""
+        for sink in self.sinks:
+            sink.write(iteration, metrics)
+
+    def close(self) -> None:
+        """Close every sink."""
+        for sink in self.sinks:
+            sink.close()

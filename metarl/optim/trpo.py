@@ -1,0 +1,107 @@
+"""Trust-region pieces (Schulman et al., arXiv:1502.05477): conjugate gradient and the backtracking line search.
+
+Pure functions on flat parameter vectors ``[P]``; the Fisher-vector product is passed in as a callable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10, residual_tol: float = 1e-10
+) -> Tensor:
+    """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given only ``v -> A v``.
+
+    Args:
+        matvec: the product with ``A``, ``[P] -> [P]``.
+        b: right-hand side ``[P]``.
+        iterations: at most this many iterations (exact after ``P`` in exact arithmetic).
+        residual_tol: stop once the squared residual norm falls below this.
+
+    Returns:
+        ``x``: ``[P]``.
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    r_dot = r @ r
+    for _ in range(iterations):
+        if r_dot < residual_tol:
+            break
+        a_p = matvec(p)
+        alpha = r_dot / (p @ a_p)
+        x = x + alpha * p
+        r = r - alpha * a_p
+        new_r_dot = r @ r
+        p = r + (new_r_dot / r_dot) * p
+        r_dot = new_r_dot
+    return x
+
+
+def trust_region_step(direction: Tensor, fisher_direction: Tensor, max_kl: float) -> Tensor:
+    """Scale ``direction`` so that the quadratic KL model ``0.5 s^T F s`` equals ``max_kl``.
+
+    Args:
+        direction: ``[P]`` search direction ``s``.
+        fisher_direction: ``[P]``, ``F s``.
+        max_kl: trust-region radius.
+    """
+    shs = 0.5 * (direction @ fisher_direction)
+    return direction * math.sqrt(max_kl / max(float(shs), 1e-12))
+
+
+@dataclass(frozen=True)
+class LineSearchResult:
+    """Outcome of :func:`backtracking_line_search`.
+
+    Attributes:
+        params: accepted parameters ``[P]`` (the old ones if no step was accepted).
+        accepted: whether a step was accepted.
+        steps: backtracking steps tried (1 = the full step was accepted).
+        loss: loss at ``params``.
+        kl: mean KL at ``params`` (0 if rejected).
+    """
+
+    params: Tensor
+    accepted: bool
+    steps: int
+    loss: float
+    kl: float
+
+
+def backtracking_line_search(
+    evaluate: Callable[[Tensor], tuple[Tensor, Tensor]],
+    params: Tensor,
+    full_step: Tensor,
+    loss_before: float,
+    max_kl: float,
+    ratio: float = 0.8,
+    max_steps: int = 15,
+) -> LineSearchResult:
+    """Try ``params - ratio^k * full_step`` for ``k = 0, 1, ...``; accept the first that lowers the loss within the KL limit.
+
+    A candidate whose loss or KL is not finite is rejected like any other failing one.
+
+    Args:
+        evaluate: ``params -> (loss, mean KL)`` (scalars).
+        params: current parameters ``[P]``.
+        full_step: ``[P]``, subtracted from ``params`` at scale 1.
+        loss_before: loss at ``params``.
+        max_kl: largest mean KL accepted.
+        ratio: shrink factor per step.
+        max_steps: candidates to try.
+    """
+    scale = 1.0
+    for k in range(1, max_steps + 1):
+        candidate = params - scale * full_step
+        loss, kl = (float(v) for v in evaluate(candidate))
+        if math.isfinite(loss) and math.isfinite(kl) and loss < loss_before and kl <= max_kl:
+            return LineSearchResult(candidate, True, k, loss, kl)
+        scale *= ratio
+    return LineSearchResult(params, False, max_steps, loss_before, 0.0)

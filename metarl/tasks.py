@@ -1,0 +1,43 @@
+"""The task-distribution protocol that envs satisfy structurally (``envs`` is never imported here)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+from metarl.errors import ConfigError, closest
+from metarl.types import Task
+
+
+@runtime_checkable
+class TaskDistribution(Protocol):
+    """Anything with ``sample_tasks(n, rng)`` that draws tasks with the given generator only."""
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        """Draw ``n`` tasks using ``rng`` alone."""
+        ...
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise :class:`ConfigError` naming close ids if ``env_id`` is not registered with Gymnasium."""
+    if env_id not in gym.registry:
+        known = [k for k in gym.registry if k.startswith("metarl/")] or list(gym.registry)
+        raise ConfigError(
+            f"env.id: unknown environment {env_id!r}{closest(env_id, gym.registry)}; "
+            f"registered task distributions: {', '.join(sorted(known))}"
+        )
+
+
+def make_task_distribution(env_id: str) -> TaskDistribution:
+    """Build one env of ``env_id`` and return its unwrapped env, which samples tasks.
+
+    Raises:
+        ConfigError: if the id is unknown or the env cannot sample tasks.
+    """
+    check_env_id(env_id)
+    env = gym.make(env_id).unwrapped
+    if not isinstance(env, TaskDistribution):
+        raise ConfigError(f"env.id: {env_id!r} is not a task distribution (it has no sample_tasks(n, rng))")
+    return env

@@ -1,0 +1,85 @@
+"""Containers that cross module boundaries.
+
+Glossary:
+    task: one member of a task distribution (e.g. a goal velocity), a small frozen dataclass owned by ``envs``.
+    support: episodes (or examples) that the inner update adapts on.
+    query: episodes (or examples) that the outer (meta) loss is computed on, after adaptation.
+    inner: the adaptation step(s), a vanilla policy gradient in RL; meta: the outer update (TRPO in RL).
+
+Axis order everywhere: task ``N``, time ``T``, parallel episodes ``E``, then features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Task = Any
+
+
+@dataclass(frozen=True)
+class EpisodeBatch:
+    """Padded, time-major episodes of every task of a meta-batch.
+
+    Steps after an episode ended are padding: ``mask`` is 0 there and rewards are 0.
+
+    Attributes:
+        observations: ``[N, T, E, obs_dim]`` float32, the observation each action was taken in.
+        actions: ``[N, T, E, act_dim]`` float32, the policy's samples (before clipping to the action space).
+        rewards: ``[N, T, E]`` float32.
+        mask: ``[N, T, E]`` float32, 1 for real steps.
+        lengths: ``[N, E]`` int64, the number of real steps of each episode.
+    """
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    mask: Tensor
+    lengths: Tensor
+
+    @property
+    def num_tasks(self) -> int:
+        """``N``."""
+        return self.rewards.shape[0]
+
+    @property
+    def horizon(self) -> int:
+        """``T``."""
+        return self.rewards.shape[1]
+
+    @property
+    def num_episodes(self) -> int:
+        """``E``, episodes per task."""
+        return self.rewards.shape[2]
+
+    def episode_returns(self) -> Tensor:
+        """Undiscounted return of each episode, ``[N, E]``."""
+        return (self.rewards * self.mask).sum(dim=1)
+
+    def to(self, device: torch.device | str) -> EpisodeBatch:
+        """Copy every tensor to ``device``."""
+        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """Everything one meta-update needs.
+
+    Attributes:
+        tasks: the ``N`` tasks.
+        support: one :class:`EpisodeBatch` per inner step, collected with the parameters adapted so far.
+        query: episodes collected with the fully adapted parameters.
+        timings: seconds spent collecting (``time/sampling``) and adapting (``time/adaptation``).
+    """
+
+    tasks: list[Task]
+    support: tuple[EpisodeBatch, ...]
+    query: EpisodeBatch
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> MetaBatch:
+        """Copy every episode batch to ``device``."""
+        return MetaBatch(self.tasks, tuple(b.to(device) for b in self.support), self.query.to(device), self.timings)
