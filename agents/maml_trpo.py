@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -199,10 +199,15 @@ class MAMLTRPO:
 
     def meta_gradient(self, meta_batch: MetaBatch) -> Tensor:
         """Gradient ``[P]`` of the mean query loss w.r.t. the meta-parameters (used by tests and TRPO)."""
-        objective, theta = self._prepare(meta_batch)
+        objective, theta = self.meta_objective(meta_batch)
         return torch.func.grad(lambda t: objective(t)[0])(theta)
 
-    def _prepare(self, meta_batch: MetaBatch):
+    def meta_objective(self, meta_batch: MetaBatch) -> tuple[Callable[[Tensor], tuple[Tensor, Tensor]], Tensor]:
+        """``(objective, theta)``: ``objective(theta [P]) -> (mean query loss, mean KL)`` and the current ``theta``.
+
+        The old adapted policy (the one the query episodes were collected with) is computed here once and held
+        fixed, so ``objective(theta)`` has KL 0 and importance ratio 1 at the returned ``theta``.
+        """
         supports = tuple(self.pg_data(b) for b in meta_batch.support)
         query = self.pg_data(meta_batch.query)
         old = self._old_policy(supports, query[0])
@@ -211,7 +216,7 @@ class MAMLTRPO:
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update; updates the policy in place and returns flat float metrics."""
-        objective, theta = self._prepare(meta_batch)
+        objective, theta = self.meta_objective(meta_batch)
         loss_before, _ = objective(theta)
         grad = torch.func.grad(lambda t: objective(t)[0])(theta)
         _, hvp = torch.func.vjp(torch.func.grad(lambda t: objective(t)[1]), theta)

@@ -146,7 +146,7 @@ class Navigation2DVectorEnv(VectorEnv):
         self._elapsed += 1
         distances = np.hypot(*(self._positions - self._goals).T)
         terminated = distances < GOAL_RADIUS
-        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        truncated = self._elapsed >= self.max_episode_steps  # as TimeLimit: may coincide with termination
         observations = self._positions.astype(np.float32)
         info: dict[str, Any] = {"reward_distance": -distances, "distance": distances}
         done = terminated | truncated

@@ -24,7 +24,7 @@ from metarl.checkpoint import load_checkpoint
 from metarl.collect import VectorCollector, make_collector
 from metarl.config import Config, config_from_dict, config_to_dict, load_config
 from metarl.errors import CheckpointError, ConfigError
-from metarl.tasks import TaskDistribution, make_task_distribution
+from metarl.tasks import TaskDistribution, import_task_modules, make_task_distribution
 
 #: keys that may change when resuming a run; any other difference is a different experiment
 RESUMABLE_CHANGES = ("meta.iterations", "logging.")
@@ -43,6 +43,7 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    import_task_modules(config.env.imports)
     distribution = make_task_distribution(config.env.id)
     action_space = gym.make(config.env.id).action_space
     if not isinstance(action_space, gym.spaces.Box):
@@ -210,3 +211,7 @@ def entry_point() -> None:
     """``metarl`` console-script entry."""
     with contextlib.suppress(BrokenPipeError):
         sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -6,6 +6,7 @@ wrong type or out of range fails naming the field, the value and what is allowed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -23,9 +24,12 @@ class EnvConfig:
 
     Attributes:
         id: a registered Gymnasium id, e.g. ``metarl/HalfCheetahVel-v0``.
+        imports: Python modules (``pkg.mod``) or files (``path/to/file.py``, relative to the working directory)
+            imported before the env is built, to register your own task distributions.
     """
 
     id: str = "metarl/Navigation2D-v0"
+    imports: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -211,8 +215,12 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
     if typing.get_origin(tp) is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list of {_type_name(item_tp)}s, got {value!r}")
+            raise ConfigError(f"{path}: expected a list ({_type_name(item_tp)} each), got {value!r}")
         return [_coerce(f"{path}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-5 (no dot) as a string; accept any text that is a plain number
+        with contextlib.suppress(ValueError):
+            value = float(value)
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -226,7 +234,7 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys to values, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys to values, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}

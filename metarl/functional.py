@@ -32,12 +32,13 @@ def flatten_params(params: Params) -> Tensor:
 
 def unflatten_params(vector: Tensor, like: Params) -> Params:
     """Split a vector ``[P]`` back into tensors shaped like ``like`` (differentiable)."""
+    needed = sum(p.numel() for p in like.values())
+    if needed != vector.numel():
+        raise ValueError(f"vector has {vector.numel()} entries, the parameters need {needed}")
     out, offset = {}, 0
     for name, p in like.items():
         out[name] = vector[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
-    if offset != vector.numel():
-        raise ValueError(f"vector has {vector.numel()} entries, the parameters need {offset}")
     return out
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 
@@ -18,6 +23,30 @@ class TaskDistribution(Protocol):
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         """Draw ``n`` tasks using ``rng`` alone."""
         ...
+
+
+def import_task_modules(imports: list[str]) -> None:
+    """Import each module name or ``.py`` file (which registers its envs with Gymnasium).
+
+    Raises:
+        ConfigError: naming the entry that could not be found or imported.
+    """
+    for item in imports:
+        try:
+            if item.endswith(".py"):
+                path = Path(item).resolve()
+                if not path.is_file():
+                    raise ConfigError(f"env.imports: file {item!r} does not exist (paths are relative to {Path.cwd()})")
+                spec = importlib.util.spec_from_file_location(f"metarl_user_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(item)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"env.imports: importing {item!r} failed: {type(exc).__name__}: {exc}") from None
 
 
 def check_env_id(env_id: str) -> None:

@@ -1,0 +1,112 @@
+"""Linear feature baseline: features, exact least-squares recovery, masking and per-task independence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agents.baselines import LinearFeatureBaseline, fit_linear_baseline, linear_baseline_features
+
+N, T, E, D = 2, 30, 4, 3
+
+
+def _observations(seed: int, shape: tuple[int, ...] = (N, T, E, D)) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return 2 * torch.rand(shape, generator=gen, dtype=torch.float64) - 1
+
+
+def _ragged_mask(lengths: list[int]) -> torch.Tensor:
+    """``[N, T, E]`` with episode ``e`` of every task lasting ``lengths[e]`` steps."""
+    mask = (torch.arange(T)[:, None] < torch.tensor(lengths)[None, :]).double()
+    return mask.expand(N, T, E).clone()
+
+
+def test_feature_shape():
+    assert linear_baseline_features(_observations(0)).shape == (N, T, E, 2 * D + 4)
+
+
+def test_features_are_obs_obs_squared_time_polynomial_and_one():
+    obs = _observations(0)
+    features = linear_baseline_features(obs)
+    torch.testing.assert_close(features[..., :D], obs)
+    torch.testing.assert_close(features[..., D : 2 * D], obs.pow(2))
+    t = (torch.arange(T, dtype=torch.float64) / 100.0).view(1, T, 1).expand(N, T, E)
+    torch.testing.assert_close(features[..., 2 * D], t)
+    torch.testing.assert_close(features[..., 2 * D + 1], t.pow(2))
+    torch.testing.assert_close(features[..., 2 * D + 2], t.pow(3))
+    assert torch.equal(features[..., 2 * D + 3], torch.ones(N, T, E, dtype=torch.float64))
+
+
+def test_observations_are_clipped_to_ten():
+    obs = torch.tensor([-50.0, 3.0, 50.0]).view(1, 1, 3)
+    features = linear_baseline_features(obs)
+    torch.testing.assert_close(features[0, 0, :3], torch.tensor([-10.0, 3.0, 10.0]))
+    torch.testing.assert_close(features[0, 0, 3:6], torch.tensor([100.0, 9.0, 100.0]))
+
+
+def test_fit_recovers_exact_weights_of_linear_targets():
+    features = linear_baseline_features(_observations(0))
+    true_weights = torch.randn(N, 2 * D + 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    targets = torch.einsum("ntef,nf->nte", features, true_weights)
+    weights = fit_linear_baseline(features, targets, torch.ones(N, T, E, dtype=torch.float64), reg=1e-10)
+    assert weights.shape == (N, 2 * D + 4)
+    assert weights.dtype == torch.float64
+    # The t, t^2, t^3, 1 columns are nearly collinear for t < 0.3, so the ridge bias shows at about 3e-6.
+    torch.testing.assert_close(weights, true_weights, atol=5e-5, rtol=0)
+
+
+def test_padding_rows_do_not_change_the_fit():
+    obs = _observations(0)
+    mask = _ragged_mask([30, 20, 12, 5])
+    targets = torch.randn(N, T, E, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    garbage_obs = torch.where(mask[..., None].bool(), obs, torch.full_like(obs, 7.0))
+    garbage_targets = torch.where(mask.bool(), targets, torch.full_like(targets, 1e6))
+    clean = fit_linear_baseline(linear_baseline_features(obs), targets * mask, mask, reg=1e-8)
+    dirty = fit_linear_baseline(linear_baseline_features(garbage_obs), garbage_targets, mask, reg=1e-8)
+    torch.testing.assert_close(dirty, clean)
+    # Same as ridge regression on the real rows only.
+    features = linear_baseline_features(obs)
+    for n in range(N):
+        x, y = features[n][mask[n].bool()], targets[n][mask[n].bool()]
+        expected = torch.linalg.solve(x.T @ x + 1e-8 * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y)
+        torch.testing.assert_close(dirty[n], expected)
+
+
+def test_fit_predict_is_zero_on_padding_with_target_shape_and_dtype():
+    mask = _ragged_mask([30, 20, 12, 5]).float()
+    targets = torch.randn(N, T, E, generator=torch.Generator().manual_seed(1))
+    values = LinearFeatureBaseline().fit_predict(_observations(0).float(), targets, mask)
+    assert values.shape == (N, T, E)
+    assert values.dtype == torch.float32
+    assert (values[mask == 0] == 0).all()
+    assert (values[mask == 1] != 0).any()
+
+
+def test_fit_predict_reproduces_linear_targets():
+    obs = _observations(0)
+    true_weights = torch.randn(N, 2 * D + 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    targets = torch.einsum("ntef,nf->nte", linear_baseline_features(obs), true_weights)
+    values = LinearFeatureBaseline(reg=1e-10).fit_predict(
+        obs, targets, torch.ones(N, T, E, dtype=torch.float64)
+    )
+    torch.testing.assert_close(values, targets, atol=1e-6, rtol=0)
+
+
+def test_fit_predict_tasks_are_fitted_independently():
+    obs = _observations(0)
+    mask = _ragged_mask([30, 20, 12, 5])
+    targets = torch.randn(N, T, E, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    baseline = LinearFeatureBaseline()
+    before = baseline.fit_predict(obs, targets, mask)
+    obs2, targets2 = obs.clone(), targets.clone()
+    obs2[1] = _observations(5, (T, E, D))
+    targets2[1] = 100 * torch.randn(T, E, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    after = baseline.fit_predict(obs2, targets2, mask)
+    torch.testing.assert_close(after[0], before[0])
+    assert not torch.allclose(after[1], before[1])
+
+
+@pytest.mark.parametrize("reg", [0.0, -1e-5])
+def test_non_positive_reg_raises(reg):
+    with pytest.raises(ValueError, match=rf"baseline reg: must be > 0, got {reg}"):
+        LinearFeatureBaseline(reg=reg)

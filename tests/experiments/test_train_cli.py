@@ -1,0 +1,136 @@
+"""`metarl train` end to end in-process: outputs, exact reseeding, resume, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from metarl.checkpoint import load_checkpoint
+from metarl.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "meta.batch_size=3",
+    "meta.episodes_per_task=2",
+    "policy.hidden_sizes=[8]",
+    "evaluation.tasks=2",
+    "evaluation.steps=1",
+    "evaluation.episodes=2",
+    "logging.progress=false",
+    "logging.tensorboard=false",
+]
+
+
+def train(run_dir: Path, *extra: str, config: str = "experiments/navigation2d-quick.yaml") -> int:
+    args = ["train", str(REPO / config), "--run-dir", str(run_dir)]
+    for item in [*TINY, *extra]:
+        args += ["--set", item]
+    return main(args)
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as handle:
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(handle)]
+
+
+def test_two_iterations_write_every_output(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train(run, "meta.iterations=2", "logging.tensorboard=true") == 0
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "metrics.csv", "adaptation.csv", "adaptation.json", "adaptation.png"} <= names
+    assert {"learning_curve.png", "tensorboard", "checkpoints"} <= names
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    table = rows(run)
+    assert [r["iteration"] for r in table] == ["1", "2"]
+    assert {"meta/return_before", "meta/return_after", "trpo/kl", "trpo/ls_steps"} <= set(table[0])
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["iteration"] == 2 and state["config"]["meta"]["batch_size"] == 3
+    assert (run / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((run / "adaptation.json").read_text())
+    assert [r["step"] for r in summary["methods"]["maml"]] == [0, 1]
+    assert yaml.safe_load((run / "config.yaml").read_text())["meta"]["iterations"] == 2
+
+
+def test_same_seed_repeats_exactly_and_another_seed_differs(tmp_path: Path) -> None:
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert train(tmp_path / name, "meta.iterations=2", f"seed={seed}") == 0
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert rows(tmp_path / "a") != rows(tmp_path / "c")
+    adaptation = [(tmp_path / n / "adaptation.csv").read_text() for n in "ab"]
+    assert adaptation[0] == adaptation[1]
+
+
+def test_resume_equals_an_unstopped_run(tmp_path: Path) -> None:
+    assert train(tmp_path / "full", "meta.iterations=4", "logging.checkpoint_every=2") == 0
+    assert train(tmp_path / "part", "meta.iterations=2", "logging.checkpoint_every=2") == 0
+    with (tmp_path / "part" / "metrics.csv").open("a") as handle:  # a row written after the last checkpoint
+        handle.write("3," + ",".join(["0"] * (len(rows(tmp_path / "part")[0]) + 3)) + "\n")
+    assert main(["train", "--resume", str(tmp_path / "part"), "--set", "meta.iterations=4"]) == 0
+    assert rows(tmp_path / "part") == rows(tmp_path / "full")
+    final = [load_checkpoint(tmp_path / r / "checkpoints" / "latest.pt")["policy"] for r in ("full", "part")]
+    for key in final[0]:
+        torch.testing.assert_close(final[0][key], final[1][key], rtol=0, atol=0)
+
+
+def test_resume_rejects_a_changed_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train(tmp_path / "run", "meta.iterations=1") == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--set", "inner.step_size=0.5"]) == 2
+    assert "inner.step_size" in capsys.readouterr().err
+
+
+BAD = [
+    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.bach_size=3"], "did you mean 'batch_size'"),
+    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.batch_size=0"], "meta.batch_size: got 0"),
+    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.gamma=high"], "meta.gamma: expected a number"),
+    (["train", "experiments/navigation2d-quick.yaml", "--set", "env.id=metarl/HalfCheetahVell-v0"], "did you mean"),
+    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.iterations"], "expected section.key=value"),
+    (["train", "experiments/no-such-file.yaml"], "does not exist"),
+    (["train", "--resume", "no/such/run"], "is not a run directory"),
+    (["train"], "give a CONFIG.yaml or --resume"),
+    (["evaluate", "no/such/checkpoint.pt"], "does not exist"),
+    (["trian"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD, ids=[" ".join(a[:1] + a[-1:]) for a, _ in BAD])
+def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    full = [a if not a.startswith("experiments/") else str(REPO / a) for a in argv]
+    if full and full[0] == "train" and "--resume" not in full and len(full) > 1:
+        full += ["--run-dir", str(run_dir)]
+    proc = subprocess.run([sys.executable, "-m", "metarl.cli", *full], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not run_dir.exists()
+
+
+def test_existing_run_dir_is_refused_and_left_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("precious\n")
+    assert train(run, "meta.iterations=1") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "metrics.csv").read_text() == "precious\n"
+
+
+def test_custom_task_example_trains_two_iterations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the example's env.imports path is relative to the repository root
+    run = tmp_path / "run"
+    assert train(run, "meta.iterations=2", config="experiments/custom_task/reacher_goal.yaml") == 0
+    assert len(rows(run)) == 2
+    assert not (REPO / "MUJOCO_LOG.TXT").exists()
+
+
+def test_bad_env_imports_entry_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train(tmp_path / "run", "env.imports=[no/such/file.py]") == 2
+    assert "env.imports: file 'no/such/file.py' does not exist" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""The vector collector: shapes, dtypes, tasks per sub-env, masks and lengths for ragged episodes, seeding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import envs
+from envs.navigation import sample_goals
+from metarl.collect import VectorCollector, make_collector, make_vector_env
+from metarl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LengthTask:
+    length: int
+
+
+class CountdownEnv(gym.Env):
+    """Terminates after ``task.length`` steps; reward = step index + 10 * length; obs = [step, length]."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-100, 100, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+        self.task = LengthTask(1)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0, self.task.length], np.float32), {}
+
+    def step(self, action):
+        assert np.all(np.abs(action) <= 1), "the collector clips actions to the action space"
+        reward = self.t + 10 * self.task.length
+        self.t += 1
+        return np.array([self.t, self.task.length], np.float32), float(reward), self.t >= self.task.length, False, {}
+
+
+gym.register("metarl-test/Countdown-v0", entry_point=CountdownEnv, max_episode_steps=6)
+
+
+def big_actions(obs: torch.Tensor) -> torch.Tensor:
+    return torch.full((*obs.shape[:-1], 1), 5.0)
+
+
+def test_ragged_episodes_give_masks_lengths_and_zero_padding() -> None:
+    collector = make_collector("metarl-test/Countdown-v0", num_tasks=3, episodes_per_task=2, mode="sync")
+    batch = collector.collect([LengthTask(2), LengthTask(6), LengthTask(4)], big_actions, seed=0)
+    assert batch.observations.shape == (3, 6, 2, 2) and batch.observations.dtype == torch.float32
+    assert batch.actions.shape == (3, 6, 2, 1)
+    assert batch.rewards.shape == batch.mask.shape == (3, 6, 2)
+    assert batch.lengths.tolist() == [[2, 2], [6, 6], [4, 4]]
+    expected_mask = torch.tensor([[1, 1, 0, 0, 0, 0], [1] * 6, [1, 1, 1, 1, 0, 0]], dtype=torch.float32)
+    torch.testing.assert_close(batch.mask[:, :, 0], expected_mask)
+    # reward t + 10 * length on real steps, zero on padding; observation t is the one acted in
+    torch.testing.assert_close(batch.rewards[0, :, 1], torch.tensor([20.0, 21.0, 0, 0, 0, 0]))
+    torch.testing.assert_close(batch.observations[1, :, 0, 0], torch.arange(6, dtype=torch.float32))
+    torch.testing.assert_close(batch.episode_returns()[2], torch.tensor([166.0, 166.0]))  # 40 + 41 + 42 + 43
+    # unclipped actions are stored (log-probabilities need the sampled values)
+    assert torch.all(batch.actions == 5.0)
+
+
+def test_collector_stops_early_when_every_episode_ended() -> None:
+    collector = make_collector("metarl-test/Countdown-v0", num_tasks=1, episodes_per_task=2, mode="sync")
+    calls = []
+    collector.collect([LengthTask(3)], lambda o: (calls.append(1), big_actions(o))[1], seed=0)
+    assert len(calls) == 3
+
+
+def test_policy_sees_task_major_observations() -> None:
+    collector = make_collector("metarl-test/Countdown-v0", num_tasks=2, episodes_per_task=3, mode="sync")
+    seen = []
+    collector.collect([LengthTask(1), LengthTask(5)], lambda o: (seen.append(o.clone()), big_actions(o))[1], seed=0)
+    assert seen[0].shape == (2, 3, 2)
+    assert torch.all(seen[0][0, :, 1] == 1) and torch.all(seen[0][1, :, 1] == 5)
+
+
+def test_same_seed_same_batch_on_navigation() -> None:
+    tasks = sample_goals(4, np.random.default_rng(0))
+
+    def run(seed: int) -> torch.Tensor:
+        collector = make_collector("metarl/Navigation2D-v0", 4, 3)
+        g = torch.Generator().manual_seed(seed)
+        return collector.collect(tasks, lambda o: torch.randn(o.shape, generator=g) * 0.1, seed=seed).rewards
+
+    torch.testing.assert_close(run(1), run(1), rtol=0, atol=0)
+    assert not torch.equal(run(1), run(2))
+
+
+def test_different_tasks_give_different_rewards() -> None:
+    collector = make_collector("metarl/Navigation2D-v0", 2, 2)
+    tasks = [envs.GoalTask(0.4, 0.4), envs.GoalTask(-0.4, -0.4)]
+    batch = collector.collect(tasks, lambda o: torch.full(o.shape, 0.01), seed=0)
+    assert not torch.allclose(batch.rewards[0], batch.rewards[1])
+
+
+def test_bad_sizes_and_modes_are_rejected() -> None:
+    env = make_vector_env("metarl/Navigation2D-v0", 4)
+    with pytest.raises(ConfigError, match="need 3 x 2"):
+        VectorCollector(env, 3, 2, 100)
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        VectorCollector(env, 0, 2, 100)
+    with pytest.raises(ConfigError, match="collector.vectorization: 'threads' is not one of"):
+        make_vector_env("metarl/Navigation2D-v0", 4, "threads")
+    with pytest.raises(ConfigError, match="did you mean 'metarl/Navigation2D-v0'"):
+        make_vector_env("metarl/Navigation2d-v0", 4)
+    with pytest.raises(ValueError, match="expected 4 tasks, got 1"):
+        VectorCollector(env, 4, 1, 100).set_tasks([envs.GoalTask(0, 0)])

@@ -1,0 +1,233 @@
+"""Strict YAML config loading, typed overrides and the messages of every kind of user mistake."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from metarl.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
+from metarl.errors import ConfigError
+
+
+def _nested(path: str, value: object) -> dict:
+    """``"a.b", v`` -> ``{"a": {"b": v}}``."""
+    *parents, leaf = path.split(".")
+    data: dict = {leaf: value}
+    for part in reversed(parents):
+        data = {part: data}
+    return data
+
+
+@pytest.mark.parametrize("data", [{}, None])
+def test_defaults_load_from_empty_data(data):
+    config = config_from_dict(data)
+    assert config == Config()
+    assert config.meta.batch_size == 40
+    assert config.policy.hidden_sizes == [100, 100]
+    assert config.env.id == "metarl/Navigation2D-v0"
+
+
+def test_yaml_file_round_trip(tmp_path):
+    config = Config()
+    config.seed = 3
+    config.policy.hidden_sizes = [16, 8]
+    config.policy.activation = "tanh"
+    config.inner.first_order = True
+    config.meta.gamma = 0.95
+    config.trpo.max_kl = 0.02
+    config.collector.vectorization = "sync"
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(config)))
+    assert load_config(path) == config
+
+
+def test_partial_yaml_keeps_other_defaults(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text("# comment\nmeta:\n  batch_size: 5\n")
+    config = load_config(path)
+    assert config.meta.batch_size == 5
+    assert config.meta.gamma == Config().meta.gamma
+    assert config.policy == Config().policy
+
+
+@pytest.mark.parametrize("path", ["empty.yaml", "comments.yaml"])
+def test_empty_yaml_gives_defaults(tmp_path, path):
+    file = tmp_path / path
+    file.write_text("" if path == "empty.yaml" else "# nothing here\n")
+    assert load_config(file) == Config()
+
+
+def test_unknown_key_suggests_closest():
+    with pytest.raises(ConfigError, match=r"^meta\.bach_size: unknown key \(did you mean 'batch_size'\?\)"):
+        config_from_dict({"meta": {"bach_size": 10}})
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"valid keys here: steps, step_size, first_order"):
+        config_from_dict({"inner": {"zzzzz": 1}})
+
+
+def test_unknown_section_suggests_closest():
+    with pytest.raises(ConfigError, match=r"^polcy: unknown key \(did you mean 'policy'\?\)"):
+        config_from_dict({"polcy": {"activation": "relu"}})
+
+
+def test_section_that_is_not_a_mapping_raises():
+    with pytest.raises(ConfigError, match=r"expected a mapping of keys to values, got 5"):
+        config_from_dict({"meta": 5})
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "match"),
+    [
+        ("meta.batch_size", "ten", r"^meta\.batch_size: expected an integer, got 'ten'"),
+        ("meta.batch_size", True, r"^meta\.batch_size: expected an integer, got True"),
+        ("meta.batch_size", 2.5, r"^meta\.batch_size: expected an integer, got 2\.5"),
+        ("meta.gamma", "high", r"^meta\.gamma: expected a number, got 'high'"),
+        ("meta.gamma", False, r"^meta\.gamma: expected a number, got False"),
+        ("inner.first_order", 1, r"^inner\.first_order: expected true or false, got 1"),
+        ("env.id", 3, r"^env\.id: expected a string, got 3"),
+        ("policy.hidden_sizes", 8, r"^policy\.hidden_sizes: expected a list \(an integer each\)"),
+        ("policy.hidden_sizes", [8, "a"], r"^policy\.hidden_sizes\[1\]: expected an integer, got 'a'"),
+        ("policy.hidden_sizes", [8, True], r"^policy\.hidden_sizes\[1\]: expected an integer, got True"),
+    ],
+)
+def test_wrong_type_raises_naming_field_and_value(path, value, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(_nested(path, value))
+
+
+@pytest.mark.parametrize(("path", "value"), [("inner.step_size", 1), ("meta.gamma", 1), ("trpo.max_kl", 2)])
+def test_int_accepted_for_float_and_converted(path, value):
+    config = config_from_dict(_nested(path, value))
+    section, key = path.split(".")
+    got = getattr(getattr(config, section), key)
+    assert type(got) is float
+    assert got == float(value)
+
+
+def test_list_of_ints_accepted():
+    assert config_from_dict({"policy": {"hidden_sizes": [32, 16, 8]}}).policy.hidden_sizes == [32, 16, 8]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("meta.batch_size", 0),
+        ("meta.gamma", 1.5),
+        ("meta.gamma", -0.1),
+        ("meta.gae_lambda", 1.01),
+        ("inner.step_size", -1),
+        ("inner.steps", 0),
+        ("trpo.max_kl", 0),
+        ("trpo.ls_ratio", 1.0),
+        ("trpo.ls_ratio", 0.0),
+        ("trpo.cg_damping", -1e-3),
+        ("policy.activation", "sigmoid"),
+        ("policy.init_std", 0.0),
+        ("policy.hidden_sizes", []),
+        ("policy.hidden_sizes", [8, 0]),
+        ("collector.vectorization", "threads"),
+        ("meta.episodes_per_task", 1),
+        ("evaluation.episodes", 1),
+        ("seed", -1),
+        ("logging.checkpoint_every", 0),
+    ],
+)
+def test_out_of_range_raises_with_field_and_value(path, value):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(path)}: got {re.escape(repr(value))}") as info:
+        config_from_dict(_nested(path, value))
+    assert str(info.value).startswith(f"{path}: ")
+    assert "expected" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "expected"),
+    [
+        ("meta.iterations=5", ("meta", "iterations"), 5),
+        ("policy.hidden_sizes=[8,8]", ("policy", "hidden_sizes"), [8, 8]),
+        ("inner.first_order=true", ("inner", "first_order"), True),
+        ("meta.gamma=0.9", ("meta", "gamma"), 0.9),
+        ("env.id=metarl/HalfCheetahVel-v0", ("env", "id"), "metarl/HalfCheetahVel-v0"),
+        ("trpo.max_kl=1.0e-2", ("trpo", "max_kl"), 0.01),
+    ],
+)
+def test_apply_overrides_parses_yaml_values(override, path, expected):
+    data = apply_overrides({}, [override])
+    section, key = path
+    assert data[section][key] == expected
+    assert type(data[section][key]) is type(expected)
+
+
+def test_apply_overrides_keeps_other_keys_and_last_wins():
+    data = {"meta": {"batch_size": 3, "gamma": 0.5}}
+    out = apply_overrides(data, ["meta.gamma=0.7", "meta.gamma=0.8", "seed=4"])
+    assert out is data
+    assert data == {"meta": {"batch_size": 3, "gamma": 0.8}, "seed": 4}
+
+
+def test_override_without_equals_raises():
+    with pytest.raises(ConfigError, match=r"^--set: expected section\.key=value, got 'meta\.iterations'"):
+        apply_overrides({}, ["meta.iterations"])
+
+
+def test_override_with_unparseable_value_raises():
+    with pytest.raises(ConfigError, match=r"^--set meta\.iterations: cannot parse value '\[1,'"):
+        apply_overrides({}, ["meta.iterations=[1,"])
+
+
+def test_override_below_a_non_section_raises():
+    with pytest.raises(ConfigError, match=r"^--set seed\.x: 'seed' is not a section"):
+        apply_overrides({"seed": 1}, ["seed.x=1"])
+
+
+def test_load_config_applies_overrides_then_validates(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("meta:\n  iterations: 100\n")
+    assert load_config(path, ["meta.iterations=5"]).meta.iterations == 5
+    with pytest.raises(ConfigError, match=r"^meta\.iterations: got 0"):
+        load_config(path, ["meta.iterations=0"])
+    with pytest.raises(ConfigError, match=r"did you mean 'iterations'"):
+        load_config(path, ["meta.iteration=5"])
+
+
+def test_missing_file_raises_one_line(tmp_path):
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"does not exist") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["meta: [1,", "meta:\n  batch_size: 1\n bad: 2\n", "a: b: c\n"])
+def test_malformed_yaml_raises_one_line(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"is not valid YAML") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("seed: 1\nmeta:\n  batch_size: 1\n bad: 2\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML at line \d+"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("42\n", "int"), ("just text\n", "str")])
+def test_yaml_that_is_not_a_mapping_raises(tmp_path, text, kind):
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"must hold a mapping of sections, got {kind}$"):
+        load_config(path)
+
+
+def test_exponent_without_dot_is_read_as_a_number() -> None:
+    """YAML 1.1 reads ``1e-5`` as a string; float fields accept it anyway."""
+    from metarl.config import apply_overrides, config_from_dict
+
+    config = config_from_dict(apply_overrides({}, ["trpo.cg_damping=1e-5"]))
+    assert config.trpo.cg_damping == 1e-5
