@@ -1,0 +1,1 @@
+"""Gymnasium MuJoCo locomotion task distributions (HalfCheetah, Ant)."""

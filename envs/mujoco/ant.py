@@ -1,0 +1,210 @@
+"""Ant task distributions of MAML (Finn et al., 2017, arXiv:1703.03400, section 5.3).
+
+The three tasks are velocity, direction and goal position.
+
+All three envs are Gymnasium's ``Ant-v5`` with the original code's cost weights and survive reward and a
+task-dependent reward term. See :class:`AntTaskEnv` for what they share and how they differ from Gymnasium and
+from cbfinn/maml_rl.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+
+from envs.mujoco.common import check_num_tasks, check_task, disable_warmstart
+from envs.tasks import DirectionTask, GoalTask, VelocityTask
+
+#: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
+CTRL_COST_WEIGHT = 0.005
+#: 0.5 * 1e-3 in the original code; the same as Gymnasium v5's default.
+CONTACT_COST_WEIGHT = 5e-4
+SURVIVE_REWARD = 0.05
+
+
+class AntTaskEnv(AntEnv):
+    """Gymnasium's Ant-v5 with a settable task; subclasses define the task reward term and the tasks.
+
+    - Reward: ``task term + 0.05 (survive) - 0.005 * |a|^2 - 5e-4 * sum(clip(cfrc_ext, -1, 1)^2)``.
+      ``info`` holds the task term (``reward_forward`` or ``reward_goal``), ``reward_survive``,
+      ``reward_ctrl`` and ``reward_contact`` (the reward is the sum of the ``reward_*`` entries), Gymnasium's
+      ``x_position``, ``y_position``, ``distance_from_origin``, ``x_velocity``, ``y_velocity``, and ``task``.
+    - ``v_x`` is Gymnasium's ``x_velocity``: the displacement of the torso's position along x over the step,
+      divided by ``dt = 0.05`` s (frame_skip 5).
+    - Observation: Gymnasium v5's default, ``qpos[2:]``, ``qvel`` and the clipped external contact forces of
+      the 13 bodies, shape ``(105,)`` (:class:`AntGoalEnv` adds ``qpos[:2]``).
+    - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's (noise scale 0.1).
+    - Termination: when the state is not finite or the torso's z leaves ``[0.2, 1.0]``. Horizon: 200 steps
+      (set at registration).
+
+    Differences from Gymnasium's Ant-v5: the task term replaces ``v_x``; control cost weight 0.005 (v5: 0.5);
+    survive reward 0.05 (v5: 1.0); the constraint solver's warm-start is disabled (``mjDSBL_WARMSTART``) so
+    that a step depends on the state and action alone and a batched stepper can reproduce this env exactly;
+    trajectories differ slightly from v5's.
+
+    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model, frame_skip and initial
+    state noise; ``v_x`` is the finite-difference torso velocity, where the original read the torso's
+    centre-of-mass velocity; the survive reward is not paid on the terminating step (v5 pays it only while
+    healthy); the original observation also held the full ``qpos``, the torso's orientation matrix and the
+    robot's centre of mass.
+
+    Args:
+        task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
+        render_mode: Gymnasium's MuJoCo render mode (``"human"``, ``"rgb_array"``, ...) or ``None``.
+    """
+
+    task_type: ClassVar[type]
+    default_task: ClassVar[Any]
+    #: Allowed closed range of every task field; :meth:`set_task` and CLI input are checked against it.
+    task_ranges: ClassVar[dict[str, tuple[float, float]]]
+    #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
+    observe_position: ClassVar[bool] = False
+
+    def __init__(self, task: Any | None = None, render_mode: str | None = None) -> None:
+        self.task = self.default_task if task is None else task
+        super().__init__(
+            ctrl_cost_weight=CTRL_COST_WEIGHT,
+            contact_cost_weight=CONTACT_COST_WEIGHT,
+            healthy_reward=SURVIVE_REWARD,
+            exclude_current_positions_from_observation=not self.observe_position,
+            render_mode=render_mode,
+        )
+        disable_warmstart(self.model)
+
+    @property
+    def task(self) -> Any:
+        """The current task; assigning checks it like :meth:`set_task` (``VectorEnv.set_attr`` assigns)."""
+        return self._task
+
+    @task.setter
+    def task(self, task: Any) -> None:
+        self._task = check_task(task, self.task_type, self.task_ranges)
+
+    def set_task(self, task: Any) -> None:
+        """Use ``task`` from the next step on.
+
+        Raises:
+            TypeError: ``task`` is not of the env's task type.
+            ValueError: A field is outside :attr:`task_ranges`.
+        """
+        self.task = task
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Any]:
+        """Draw ``n`` tasks with ``rng`` alone (neither the global nor the env's RNG is used)."""
+        raise NotImplementedError
+
+    def task_reward(self, x_velocity: float) -> dict[str, float]:
+        """The task's reward term, named (``{"reward_forward": ...}``), after a step at ``x_velocity``."""
+        raise NotImplementedError
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Step Gymnasium's Ant and add the task to ``info``."""
+        observation, reward, terminated, truncated, info = super().step(action)
+        info["task"] = self.task
+        return observation, reward, terminated, truncated, info
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        # Gymnasium v5's reward hook, called by its step() after the simulation.
+        terms = {
+            **self.task_reward(x_velocity),
+            "reward_survive": self.healthy_reward,
+            "reward_ctrl": -self.control_cost(action),
+            "reward_contact": -self.contact_cost,
+        }
+        return sum(terms.values()), terms
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**super()._get_reset_info(), "task": self.task}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
+        kwargs = {"task": self.task, "render_mode": self.render_mode}
+        return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}
+
+
+class AntVelEnv(AntTaskEnv):
+    """Ant running along x at a target velocity.
+
+    - Task distribution: ``velocity ~ U[0, 3]`` m/s (:class:`~envs.tasks.VelocityTask`); default 1.0.
+    - Reward: ``-|v_x - velocity| + 1.0 + 0.05 - ctrl - contact``;
+      ``reward_forward = -|v_x - velocity| + 1.0`` (the original code's forward term, constant included).
+    - Observation ``(105,)``, termination and horizon 200: see :class:`AntTaskEnv`, which also lists the
+      differences from Gymnasium v5 and from cbfinn/maml_rl (``ant_env_rand``).
+
+    Version history:
+        v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
+    """
+
+    task_type = VelocityTask
+    default_task = VelocityTask(1.0)
+    task_ranges = {"velocity": (0.0, 3.0)}
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
+        """Draw ``n`` target velocities uniformly from ``[0, 3]`` with ``rng`` alone."""
+        check_num_tasks(n)
+        return [VelocityTask(float(v)) for v in rng.uniform(0.0, 3.0, size=n)]
+
+    def task_reward(self, x_velocity: float) -> dict[str, float]:
+        """Minus the distance to the target velocity, plus 1."""
+        return {"reward_forward": -abs(x_velocity - self.task.velocity) + 1.0}
+
+
+class AntDirEnv(AntTaskEnv):
+    """Ant running forward or backward along x.
+
+    - Task distribution: ``direction`` is -1 or +1 with equal probability
+      (:class:`~envs.tasks.DirectionTask`); default +1. :meth:`set_task` accepts any direction in ``[-1, 1]``.
+    - Reward: ``direction * v_x + 0.05 - ctrl - contact``; ``reward_forward = direction * v_x``.
+    - Observation ``(105,)``, termination and horizon 200: see :class:`AntTaskEnv`, which also lists the
+      differences from Gymnasium v5 and from cbfinn/maml_rl (``ant_env_rand_direc``).
+
+    Version history:
+        v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
+    """
+
+    task_type = DirectionTask
+    default_task = DirectionTask(1.0)
+    task_ranges = {"direction": (-1.0, 1.0)}
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
+        """Draw ``n`` directions, -1 or +1 with equal probability, with ``rng`` alone."""
+        check_num_tasks(n)
+        return [DirectionTask(float(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
+
+    def task_reward(self, x_velocity: float) -> dict[str, float]:
+        """The velocity along the task's direction."""
+        return {"reward_forward": self.task.direction * x_velocity}
+
+
+class AntGoalEnv(AntTaskEnv):
+    """Ant walking to a goal position in the plane.
+
+    - Task distribution: goal ``(x, y) ~ U[-3, 3]^2`` (:class:`~envs.tasks.GoalTask`); default the origin.
+    - Reward: ``-(|x - goal_x| + |y - goal_y|) + 4.0 + 0.05 - ctrl - contact`` with ``(x, y) = qpos[:2]``, the
+      torso's position after the step (the original used the whole robot's centre of mass);
+      ``reward_goal = -(|x - goal_x| + |y - goal_y|) + 4.0``.
+    - Observation: ``qpos`` (x, y first), ``qvel`` and contact forces, shape ``(107,)``: unlike the other Ant
+      tasks the agent sees where it is, which it needs to find the goal.
+    - Termination and horizon 200: see :class:`AntTaskEnv`, which also lists the differences from Gymnasium v5
+      and from cbfinn/maml_rl (``ant_env_rand_goal``).
+
+    Version history:
+        v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
+    """
+
+    task_type = GoalTask
+    default_task = GoalTask(0.0, 0.0)
+    task_ranges = {"x": (-3.0, 3.0), "y": (-3.0, 3.0)}
+    observe_position = True
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[GoalTask]:
+        """Draw ``n`` goals uniformly from ``[-3, 3]^2`` with ``rng`` alone."""
+        check_num_tasks(n)
+        return [GoalTask(float(x), float(y)) for x, y in rng.uniform(-3.0, 3.0, size=(n, 2))]
+
+    def task_reward(self, x_velocity: float) -> dict[str, float]:
+        """Minus the L1 distance from the torso to the goal, plus 4."""
+        x, y = self.data.qpos[:2]
+        return {"reward_goal": -(abs(x - self.task.x) + abs(y - self.task.y)) + 4.0}

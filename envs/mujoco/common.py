@@ -1,0 +1,54 @@
+"""Helpers shared by the MuJoCo task distributions: task validation and solver settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import TypeVar
+
+import mujoco
+
+TaskT = TypeVar("TaskT")
+
+
+def check_task(task: object, task_type: type[TaskT], ranges: dict[str, tuple[float, float]]) -> TaskT:
+    """Return ``task`` if it is a ``task_type`` whose fields lie in their closed ``ranges``.
+
+    Args:
+        task: The value to check.
+        task_type: The frozen task dataclass expected, e.g. :class:`~envs.tasks.VelocityTask`.
+        ranges: ``field -> (low, high)`` for every field of ``task_type``.
+
+    Returns:
+        ``task`` unchanged.
+
+    Raises:
+        TypeError: ``task`` is not a ``task_type`` or a field is not a real number.
+        ValueError: A field is outside its range (or NaN).
+    """
+    if not isinstance(task, task_type):
+        raise TypeError(f"task must be a {task_type.__name__}, got {task!r}")
+    for field in dataclasses.fields(task):
+        value = getattr(task, field.name)
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"task field {field.name!r} must be a real number, got {value!r}")
+        low, high = ranges[field.name]
+        if not low <= value <= high:
+            raise ValueError(f"task field {field.name!r} must lie in [{low}, {high}], got {value!r}")
+    return task
+
+
+def check_num_tasks(n: int) -> None:
+    """Raise ``ValueError`` unless ``n`` (the number of tasks to sample) is a non-negative integer."""
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+
+
+def disable_warmstart(model: mujoco.MjModel) -> None:
+    """Turn off the constraint solver's warm-start in ``model``.
+
+    With warm-start the solver starts from the previous step's accelerations, so a step depends on history
+    that is not in ``qpos``/``qvel``. Without it, a step is a function of the state and action alone, which
+    lets a batched stepper reproduce the single env exactly.
+    """
+    model.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_WARMSTART)

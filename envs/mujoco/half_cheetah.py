@@ -1,0 +1,155 @@
+"""HalfCheetah task distributions of MAML (Finn et al., 2017, arXiv:1703.03400, section 5.3).
+
+The two tasks are velocity and direction. Both envs are Gymnasium's ``HalfCheetah-v5`` with a task-dependent
+forward reward and the original code's control cost weight. :class:`HalfCheetahTaskEnv` says what they share
+and how they differ from Gymnasium and from cbfinn/maml_rl.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+
+from envs.mujoco.common import check_num_tasks, check_task, disable_warmstart
+from envs.tasks import DirectionTask, VelocityTask
+
+#: 0.1 * 0.5 in the original code: weight of ``|a|^2`` in the control cost.
+CTRL_COST_WEIGHT = 0.05
+
+
+class HalfCheetahTaskEnv(HalfCheetahEnv):
+    """Gymnasium's HalfCheetah-v5 with a settable task; subclasses define the forward reward and the tasks.
+
+    - Reward: ``reward_forward - 0.05 * |a|^2``; ``reward_forward`` depends on the task (see the subclass).
+      ``info`` holds ``reward_forward``, ``reward_ctrl`` (``-0.05 * |a|^2``; the reward is their sum),
+      ``x_velocity``, ``x_position`` and ``task``. Reset info holds ``x_position`` and ``task``.
+    - ``v_x`` is Gymnasium's ``x_velocity``: the displacement of the root's x (``qpos[0]``) over the step,
+      divided by ``dt = 0.05`` s (frame_skip 5).
+    - Observation: Gymnasium v5's default, ``qpos[1:]`` and ``qvel``, shape ``(17,)``.
+    - Action: 6 joint torques in ``[-1, 1]``. Initial state: Gymnasium's (noise scale 0.1).
+    - Termination: never. Horizon: 200 steps (set at registration).
+
+    Differences from Gymnasium's HalfCheetah-v5: the forward reward and control cost weight (v5: ``v_x`` and
+    0.1), and the constraint solver's warm-start is disabled (``mjDSBL_WARMSTART``) so that a step depends on
+    the state and action alone and a batched stepper can reproduce this env exactly; trajectories differ
+    slightly from v5's.
+
+    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model, frame_skip and initial
+    state noise; ``v_x`` is the finite-difference root velocity, where the original read the torso's
+    centre-of-mass velocity; the original observation also held the robot's centre of mass.
+
+    Args:
+        task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
+        render_mode: Gymnasium's MuJoCo render mode (``"human"``, ``"rgb_array"``, ...) or ``None``.
+    """
+
+    task_type: ClassVar[type]
+    default_task: ClassVar[Any]
+    #: Allowed closed range of every task field; :meth:`set_task` and CLI input are checked against it.
+    task_ranges: ClassVar[dict[str, tuple[float, float]]]
+
+    def __init__(self, task: Any | None = None, render_mode: str | None = None) -> None:
+        self.task = self.default_task if task is None else task
+        super().__init__(ctrl_cost_weight=CTRL_COST_WEIGHT, render_mode=render_mode)
+        disable_warmstart(self.model)
+
+    @property
+    def task(self) -> Any:
+        """The current task; assigning checks it like :meth:`set_task` (``VectorEnv.set_attr`` assigns)."""
+        return self._task
+
+    @task.setter
+    def task(self, task: Any) -> None:
+        self._task = check_task(task, self.task_type, self.task_ranges)
+
+    def set_task(self, task: Any) -> None:
+        """Use ``task`` from the next step on.
+
+        Raises:
+            TypeError: ``task`` is not of the env's task type.
+            ValueError: A field is outside :attr:`task_ranges`.
+        """
+        self.task = task
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Any]:
+        """Draw ``n`` tasks with ``rng`` alone (neither the global nor the env's RNG is used)."""
+        raise NotImplementedError
+
+    def forward_reward(self, x_velocity: float) -> float:
+        """The task's reward for moving at ``x_velocity`` (m/s along x)."""
+        raise NotImplementedError
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Step Gymnasium's HalfCheetah and add the task to ``info``."""
+        observation, reward, terminated, truncated, info = super().step(action)
+        info["task"] = self.task
+        return observation, reward, terminated, truncated, info
+
+    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
+        # Gymnasium v5's reward hook, called by its step() after the simulation.
+        forward = self.forward_reward(x_velocity)
+        ctrl_cost = self.control_cost(action)
+        return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**super()._get_reset_info(), "task": self.task}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
+        kwargs = {"task": self.task, "render_mode": self.render_mode}
+        return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}
+
+
+class HalfCheetahVelEnv(HalfCheetahTaskEnv):
+    """HalfCheetah running at a target velocity.
+
+    - Task distribution: ``velocity ~ U[0, 2]`` m/s (:class:`~envs.tasks.VelocityTask`); default 1.0.
+    - Reward: ``-|v_x - velocity| - 0.05 * |a|^2`` (``reward_forward = -|v_x - velocity|``).
+    - Observation ``(17,)``, no termination, horizon 200: see :class:`HalfCheetahTaskEnv`, which also lists
+      the differences from Gymnasium v5 and from cbfinn/maml_rl (``half_cheetah_env_rand``).
+
+    Version history:
+        v0: the original code's task and reward on Gymnasium's HalfCheetah-v5, solver warm-start disabled.
+    """
+
+    task_type = VelocityTask
+    default_task = VelocityTask(1.0)
+    task_ranges = {"velocity": (0.0, 2.0)}
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
+        """Draw ``n`` target velocities uniformly from ``[0, 2]`` with ``rng`` alone."""
+        check_num_tasks(n)
+        return [VelocityTask(float(v)) for v in rng.uniform(0.0, 2.0, size=n)]
+
+    def forward_reward(self, x_velocity: float) -> float:
+        """Minus the distance to the target velocity."""
+        return -abs(x_velocity - self.task.velocity)
+
+
+class HalfCheetahDirEnv(HalfCheetahTaskEnv):
+    """HalfCheetah running forward or backward.
+
+    - Task distribution: ``direction`` is -1 or +1 with equal probability
+      (:class:`~envs.tasks.DirectionTask`); default +1. :meth:`set_task` accepts any direction in ``[-1, 1]``.
+    - Reward: ``direction * v_x - 0.05 * |a|^2`` (``reward_forward = direction * v_x``).
+    - Observation ``(17,)``, no termination, horizon 200: see :class:`HalfCheetahTaskEnv`, which also lists
+      the differences from Gymnasium v5 and from cbfinn/maml_rl (``half_cheetah_env_rand_direc``).
+
+    Version history:
+        v0: the original code's task and reward on Gymnasium's HalfCheetah-v5, solver warm-start disabled.
+    """
+
+    task_type = DirectionTask
+    default_task = DirectionTask(1.0)
+    task_ranges = {"direction": (-1.0, 1.0)}
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
+        """Draw ``n`` directions, -1 or +1 with equal probability, with ``rng`` alone."""
+        check_num_tasks(n)
+        return [DirectionTask(float(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
+
+    def forward_reward(self, x_velocity: float) -> float:
+        """The velocity along the task's direction."""
+        return self.task.direction * x_velocity
