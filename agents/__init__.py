@@ -1,0 +1,1 @@
+"""Torch policies, baselines and meta-learners; never imports concrete env classes."""

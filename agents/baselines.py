@@ -1,7 +1,7 @@
 """Value baselines for policy-gradient advantages.
 
-:class:`LinearFeatureBaseline` is the one of the MAML paper (from rllab, Duan et al., arXiv:1604.06778): a ridge
-regression of the discounted return on ``[o, o^2, t, t^2, t^3, 1]`` (``o`` clipped to ``[-10, 10]``,
+:class:`LinearFeatureBaseline` is the one of the MAML paper (from rllab, Duan et al., arXiv:1604.06778): a
+ridge regression of the discounted return on ``[o, o^2, t, t^2, t^3, 1]`` (``o`` clipped to ``[-10, 10]``,
 ``t = step / 100``), refit on each task's own episodes every time advantages are needed.
 """
 

@@ -2,17 +2,19 @@
 
 One meta-iteration:
 
-1. :meth:`MAMLTRPO.sample` collects, for each of ``N`` tasks, support episodes with the current parameters, takes a
-   vanilla policy-gradient step on them (``inner.step_size``), and repeats for ``inner.steps`` steps with fresh
-   episodes each time; then it collects query episodes with the adapted parameters.
-2. :meth:`MAMLTRPO.step` maximises the query surrogate ``E[pi'(a|s) / pi'_old(a|s) * A]`` of the *adapted* policy
-   ``pi' = adapt(theta)`` with TRPO: the gradient goes through the inner step(s) (second order unless
-   ``inner.first_order``), the Fisher-vector product is the Hessian of the mean KL between the old and new adapted
-   policies (double backprop through the adaptation), conjugate gradient gives the direction, and a backtracking
-   line search accepts the first step that improves the surrogate with mean KL <= ``trpo.max_kl``.
+1. :meth:`MAMLTRPO.sample` collects, for each of ``N`` tasks, support episodes with the current parameters,
+   takes a vanilla policy-gradient step on them (``inner.step_size``), and repeats for ``inner.steps`` steps
+   with fresh episodes each time; then it collects query episodes with the adapted parameters.
+2. :meth:`MAMLTRPO.step` maximises the query surrogate ``E[pi'(a|s) / pi'_old(a|s) * A]`` of the *adapted*
+   policy ``pi' = adapt(theta)`` with TRPO: the gradient goes through the inner step(s) (second order unless
+   ``inner.first_order``), the Fisher-vector product is the Hessian of the mean KL between the old and new
+   adapted policies (double backprop through the adaptation), conjugate gradient gives the direction, and a
+   backtracking line search accepts the first step that improves the surrogate with mean KL
+   <= ``trpo.max_kl``.
 
-All per-task work is one pure function of the flat parameter vector ``theta`` (:func:`task_outer_loss`), mapped
-over tasks with ``torch.func.vmap`` (or a Python loop, the reference path), so the same code serves both.
+All per-task work is one pure function of the flat parameter vector ``theta`` (:func:`task_outer_loss`),
+mapped over tasks with ``torch.func.vmap`` (or a Python loop, the reference path), so the same code serves
+both.
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ class MAMLTRPO:
         trpo: TRPO settings.
     """
 
-    def __init__(self, policy: GaussianMLPPolicy, inner: InnerConfig, meta: MetaConfig, trpo: TRPOConfig) -> None:
+    def __init__(
+        self, policy: GaussianMLPPolicy, inner: InnerConfig, meta: MetaConfig, trpo: TRPOConfig
+    ) -> None:
         """See the class docstring."""
         self.policy = policy
         self.inner = inner
@@ -139,7 +143,11 @@ class MAMLTRPO:
         return {k: v.detach() for k, v in step(params, self.pg_data(batch)).items()}
 
     def sample(
-        self, collector: VectorCollector, tasks: Sequence[Task], rng: np.random.Generator, generator: torch.Generator
+        self,
+        collector: VectorCollector,
+        tasks: Sequence[Task],
+        rng: np.random.Generator,
+        generator: torch.Generator,
     ) -> MetaBatch:
         """Collect support episodes for each inner step (adapting in between) and the query episodes."""
         params = self.initial_params(len(tasks))
@@ -186,7 +194,7 @@ class MAMLTRPO:
         return objective
 
     def _old_policy(self, supports: tuple[PGData, ...], query_obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Means ``[N, T, E, A]`` and log-stds ``[N, A]`` of the adapted policies the query was collected with."""
+        """Means ``[N, T, E, A]`` and log-stds ``[N, A]`` of the adapted policies that collected the query."""
         params = self.initial_params(query_obs.shape[0])
         loss_fn = functools.partial(policy_gradient_loss, self.policy)
         for data in supports:
@@ -202,8 +210,10 @@ class MAMLTRPO:
         objective, theta = self.meta_objective(meta_batch)
         return torch.func.grad(lambda t: objective(t)[0])(theta)
 
-    def meta_objective(self, meta_batch: MetaBatch) -> tuple[Callable[[Tensor], tuple[Tensor, Tensor]], Tensor]:
-        """``(objective, theta)``: ``objective(theta [P]) -> (mean query loss, mean KL)`` and the current ``theta``.
+    def meta_objective(
+        self, meta_batch: MetaBatch
+    ) -> tuple[Callable[[Tensor], tuple[Tensor, Tensor]], Tensor]:
+        """``(objective, theta)``: ``objective(theta [P]) -> (mean query loss, mean KL)``, current ``theta``.
 
         The old adapted policy (the one the query episodes were collected with) is computed here once and held
         fixed, so ``objective(theta)`` has KL 0 and importance ratio 1 at the returned ``theta``.

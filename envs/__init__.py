@@ -1,7 +1,7 @@
 """Task distributions for meta-RL and few-shot learning: numpy, Gymnasium and MuJoCo, never torch.
 
-Importing this package registers every environment id (``metarl/Navigation2D-v0``, ``metarl/HalfCheetahVel-v0``, ...)
-with Gymnasium.
+Importing this package registers every environment id (``metarl/Navigation2D-v0``,
+``metarl/HalfCheetahVel-v0``, ...) with Gymnasium.
 """
 
 from envs.registration import register_all, registered_ids

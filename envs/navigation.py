@@ -1,4 +1,4 @@
-"""2-D point navigation (Finn et al., 2017, arXiv:1703.03400, section 5.3): the fast default env of the tests."""
+"""2-D point navigation (Finn et al., 2017, arXiv:1703.03400, section 5.3): the tests' fast default env."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
     def __init__(self, task: GoalTask | None = None, render_mode: str | None = None) -> None:
         """Create the env with ``task`` (default: goal at the origin)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(-POSITION_BOUND, POSITION_BOUND, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
@@ -78,7 +80,9 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move by the clipped action and pay the distance to the goal."""
-        self._position = self._position + np.clip(np.asarray(action, dtype=np.float64), -MAX_ACTION, MAX_ACTION)
+        self._position = self._position + np.clip(
+            np.asarray(action, dtype=np.float64), -MAX_ACTION, MAX_ACTION
+        )
         distance = float(np.hypot(*(self._position - (self.task.x, self.task.y))))
         info = {"reward_distance": -distance, "distance": distance, "task": self.task}
         return self._position.astype(np.float32), -distance, distance < GOAL_RADIUS, False, info
@@ -97,10 +101,10 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
 class Navigation2DVectorEnv(VectorEnv):
     """``num_envs`` copies of :class:`Navigation2DEnv` stepped together in numpy.
 
-    The same dynamics, reward and termination as the single env (tested equal), with the time limit applied here
-    (``max_episode_steps``, truncation). Autoreset mode is ``SAME_STEP``: a finished sub-env is reset within the
-    step that ended it and its last observation is in ``info["final_obs"]``. Tasks are set per sub-env with
-    ``set_attr("task", [GoalTask, ...])``.
+    The same dynamics, reward and termination as the single env (tested equal), with the time limit applied
+    here (``max_episode_steps``, truncation). Autoreset mode is ``SAME_STEP``: a finished sub-env is reset
+    within the step that ended it and its last observation is in ``info["final_obs"]``. Tasks are set per
+    sub-env with ``set_attr("task", [GoalTask, ...])``.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -111,7 +115,9 @@ class Navigation2DVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
-        self.single_observation_space = gym.spaces.Box(-POSITION_BOUND, POSITION_BOUND, shape=(2,), dtype=np.float32)
+        self.single_observation_space = gym.spaces.Box(
+            -POSITION_BOUND, POSITION_BOUND, shape=(2,), dtype=np.float32
+        )
         self.single_action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -132,7 +138,9 @@ class Navigation2DVectorEnv(VectorEnv):
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         return self._positions.astype(np.float32), {}
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance every sub-env by one step.
 
         Args:
@@ -141,7 +149,9 @@ class Navigation2DVectorEnv(VectorEnv):
         Returns:
             observations ``[num_envs, 2]``, rewards, terminations, truncations ``[num_envs]`` and info.
         """
-        actions = np.clip(np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2), -MAX_ACTION, MAX_ACTION)
+        actions = np.clip(
+            np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2), -MAX_ACTION, MAX_ACTION
+        )
         self._positions = self._positions + actions
         self._elapsed += 1
         distances = np.hypot(*(self._positions - self._goals).T)

@@ -1,7 +1,7 @@
 """Register every task distribution with Gymnasium under the ``metarl`` namespace.
 
-Gymnasium 1.x has no plugin discovery, so ``import envs`` runs :func:`register_all`. Ids carry a version; a change
-to a task's reward, observation or dynamics gets a new version.
+Gymnasium 1.x has no plugin discovery, so ``import envs`` runs :func:`register_all`. Ids carry a version;
+a change to a task's reward, observation or dynamics gets a new version.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Checkpoints: only tensors and plain types, written atomically, loaded with ``weights_only=True``.
 
-A checkpoint is a dict with ``format_version``, ``iteration``, ``policy`` (state dict), ``config`` (nested plain
-data), ``numpy_rng`` (bit-generator state), ``torch_rng`` (generator state tensor) and ``best_return``.
+A checkpoint is a dict with ``format_version``, ``iteration``, ``policy`` (state dict), ``config`` (nested
+plain data), ``numpy_rng`` (bit-generator state), ``torch_rng`` (generator state tensor) and ``best_return``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ REQUIRED_KEYS = ("format_version", "iteration", "policy", "config")
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` via a temporary file, fsync and rename, so a crash never leaves half a file."""
+    """Write ``payload`` to ``path`` via a temp file, fsync and rename; a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, **payload}
@@ -49,7 +49,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file; all mean "unreadable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint: {str(path)!r} is not a readable checkpoint ({first[:120]})") from None
+        raise CheckpointError(
+            f"checkpoint: {str(path)!r} is not a readable checkpoint ({first[:120]})"
+        ) from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise CheckpointError(f"checkpoint: {str(path)!r} lacks the keys {list(REQUIRED_KEYS)}")
     if payload["format_version"] > FORMAT_VERSION:

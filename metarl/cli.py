@@ -36,7 +36,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build(config: Config, num_tasks: int | None = None, episodes: int | None = None):
-    """Task distribution, collector and MAML-TRPO learner for ``config`` (the policy seeded by ``config.seed``)."""
+    """Task distribution, collector and MAML-TRPO learner for ``config``.
+
+    The policy is seeded by ``config.seed``.
+    """
     import envs  # noqa: F401  (registers the metarl/* ids)
     from agents.maml_trpo import MAMLTRPO
     from agents.policies import GaussianMLPPolicy
@@ -47,7 +50,10 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
     distribution = make_task_distribution(config.env.id)
     action_space = gym.make(config.env.id).action_space
     if not isinstance(action_space, gym.spaces.Box):
-        raise ConfigError(f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; MAML-TRPO here needs Box")
+        raise ConfigError(
+            f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; "
+            "MAML-TRPO here needs Box"
+        )
     collector = make_collector(
         config.env.id,
         num_tasks or config.meta.batch_size,
@@ -94,7 +100,11 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
             raise ConfigError(f"--resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
         stored = load_config(run_dir / "config.yaml")
         config = load_config(run_dir / "config.yaml", overrides)
-        changed = [k for k in _diff(config_to_dict(stored), config_to_dict(config)) if not k.startswith(RESUMABLE_CHANGES)]
+        changed = [
+            k
+            for k in _diff(config_to_dict(stored), config_to_dict(config))
+            if not k.startswith(RESUMABLE_CHANGES)
+        ]
         if changed:
             raise ConfigError(
                 f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations and "
@@ -107,7 +117,9 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
     config = load_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config, Path(args.config))
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder")
+        raise ConfigError(
+            f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder"
+        )
     return config, run_dir, False
 
 
@@ -129,7 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
     summary = _evaluate(config, run_dir, learner, distribution)
     if metrics:
-        print(f"last iteration: return before {metrics['meta/return_before']:.2f}, after {metrics['meta/return_after']:.2f}")
+        print(
+            f"last iteration: return before {metrics['meta/return_before']:.2f}, "
+            f"after {metrics['meta/return_after']:.2f}"
+        )
     _print_summary(summary)
     return 0
 
@@ -180,7 +195,9 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="experiment YAML, e.g. experiments/navigation2d.yaml")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--run-dir", help="output folder (default: runs/<env>__<config>__s<seed>__<time>)")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. meta.iterations=10")
+    train.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. meta.iterations=10"
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     train.set_defaults(func=cmd_train)
     evaluate = commands.add_parser("evaluate", help="adaptation curve on new tasks")
@@ -203,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"metarl: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("metarl: interrupted; checkpoints written so far are intact (resume with --resume RUN_DIR)", file=sys.stderr)
+        print(
+            "metarl: interrupted; checkpoints written so far are intact (resume with --resume RUN_DIR)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -1,11 +1,11 @@
-"""The vectorized rollout collector: one Gymnasium ``VectorEnv`` for every (task, episode) pair of a meta-batch.
+"""Vectorized rollout collector: one Gymnasium ``VectorEnv`` for every (task, episode) pair of a meta-batch.
 
 Sub-env ``n * E + e`` runs episode ``e`` of task ``n``. Each call sets the tasks per sub-env with
-``set_attr("task", list)``, resets all sub-envs, and steps them together for the horizon ``T``, calling the policy
-once per step on observations ``[N, E, obs_dim]``. Episodes that terminate early are padded (``mask`` 0);
-the collector needs an autoreset mode that never raises on a finished sub-env (``SAME_STEP``, the one it asks for,
-or ``NEXT_STEP``) and ignores whatever a finished sub-env returns afterwards. It only collects: adaptation, baselines
-and advantages belong to the learner.
+``set_attr("task", list)``, resets all sub-envs, and steps them together for the horizon ``T``, calling the
+policy once per step on observations ``[N, E, obs_dim]``. Episodes that terminate early are padded
+(``mask`` 0); the collector needs an autoreset mode that never raises on a finished sub-env (``SAME_STEP``,
+the one it asks for, or ``NEXT_STEP``) and ignores whatever a finished sub-env returns afterwards. It only
+collects: adaptation, baselines and advantages belong to the learner.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv
     Args:
         env_id: a registered id.
         num_envs: number of sub-envs.
-        mode: ``auto`` (the env's ``vector_entry_point`` if it has one, else ``sync``), ``vector_entry_point``,
-            ``sync`` or ``async`` (Gymnasium's vector envs with ``SAME_STEP`` autoreset).
+        mode: ``auto`` (the env's ``vector_entry_point`` if it has one, else ``sync``),
+            ``vector_entry_point``, ``sync`` or ``async`` (Gymnasium's vector envs with ``SAME_STEP``
+            autoreset).
     """
     check_env_id(env_id)
     if mode not in VECTORIZATION_MODES:
@@ -54,7 +55,8 @@ class VectorCollector:
     """Collect padded, time-major episodes for ``num_tasks`` tasks x ``episodes_per_task`` episodes.
 
     Args:
-        env: a vector env with ``num_tasks * episodes_per_task`` sub-envs whose base envs have a settable ``task``.
+        env: a vector env with ``num_tasks * episodes_per_task`` sub-envs whose base envs have a settable
+            ``task``.
         num_tasks: ``N``.
         episodes_per_task: ``E``.
         horizon: ``T``; the sub-envs should end their episodes (truncate) by then.
@@ -99,6 +101,16 @@ class VectorCollector:
         Returns:
             An :class:`EpisodeBatch` with shapes ``[N, T, E, ...]``.
         """
+        threads = torch.get_num_threads()
+        # One policy call per step on a few hundred rows is too small to split: extra threads only spin, and
+        # with another process on the cores they slowed collection 15x here. Restored on return.
+        torch.set_num_threads(1)
+        try:
+            return self._collect(tasks, policy, seed)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
         n, e, horizon = self.num_tasks, self.episodes_per_task, self.horizon
         self.set_tasks(tasks)
         obs, _ = self.env.reset(seed=seed)

@@ -1,7 +1,8 @@
 """Run configuration: dataclasses, strict YAML loading and typed ``--set section.key=value`` overrides.
 
-Every YAML key equals a dataclass field; an unknown key fails with the closest valid key suggested, a value of the
-wrong type or out of range fails naming the field, the value and what is allowed (:class:`ConfigError`).
+Every YAML key equals a dataclass field; an unknown key fails with the closest valid key suggested, a value
+of the wrong type or out of range fails naming the field, the value and what is allowed
+(:class:`ConfigError`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ class EnvConfig:
 
     Attributes:
         id: a registered Gymnasium id, e.g. ``metarl/HalfCheetahVel-v0``.
-        imports: Python modules (``pkg.mod``) or files (``path/to/file.py``, relative to the working directory)
-            imported before the env is built, to register your own task distributions.
+        imports: Python modules (``pkg.mod``) or files (``path/to/file.py``, relative to the working
+            directory) imported before the env is built, to register your own task distributions.
     """
 
     id: str = "metarl/Navigation2D-v0"
@@ -95,7 +97,8 @@ class TRPOConfig:
         cg_damping: damping added to the Fisher-vector product (1e-5).
         ls_ratio: line-search shrink factor (0.8).
         ls_max_steps: line-search candidates (15).
-        vectorize: evaluate all tasks at once with ``torch.func.vmap``; False loops over tasks (the reference).
+        vectorize: evaluate all tasks at once with ``torch.func.vmap``; False loops over tasks
+            (the reference).
     """
 
     max_kl: float = 0.01
@@ -111,8 +114,8 @@ class CollectorConfig:
     """Rollout collection.
 
     Attributes:
-        vectorization: ``auto`` (the env's fast vector env if registered, else ``sync``), ``vector_entry_point``,
-            ``sync`` or ``async``.
+        vectorization: ``auto`` (the env's fast vector env if registered, else ``sync``),
+            ``vector_entry_point``, ``sync`` or ``async``.
     """
 
     vectorization: str = "auto"
@@ -177,7 +180,11 @@ class Config:
 _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("seed", lambda v: v >= 0, "an integer >= 0"),
     ("num_threads", lambda v: v >= 0, "an integer >= 0 (0 = torch's default)"),
-    ("policy.hidden_sizes", lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of sizes >= 1"),
+    (
+        "policy.hidden_sizes",
+        lambda v: len(v) >= 1 and all(h >= 1 for h in v),
+        "a non-empty list of sizes >= 1",
+    ),
     ("policy.activation", lambda v: v in ("relu", "tanh", "elu"), "one of relu, tanh, elu"),
     ("policy.init_std", lambda v: v > 0, "a number > 0"),
     ("inner.steps", lambda v: v >= 1, "an integer >= 1"),
@@ -203,6 +210,22 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("evaluation.episodes", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.seed", lambda v: v >= 0, "an integer >= 0"),
     ("logging.checkpoint_every", lambda v: v >= 1, "an integer >= 1"),
+]
+
+
+#: legal but suspicious: (field path, predicate, why)
+_SUSPICIOUS: list[tuple[str, typing.Callable[[Any], bool], str]] = [
+    (
+        "trpo.max_kl",
+        lambda v: v > 0.1,
+        "TRPO steps this large tend to collapse the policy; the paper used 0.01",
+    ),
+    (
+        "inner.step_size",
+        lambda v: v > 2.0,
+        "inner steps this large overshoot; the paper used 0.1 (0.5 for 2-D nav)",
+    ),
+    ("meta.gamma", lambda v: v < 0.9, "a short effective horizon; the paper used 0.99"),
 ]
 
 
@@ -234,14 +257,18 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
 
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys to values, got {data!r}")
+        raise ConfigError(
+            f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys to values, got {data!r}"
+        )
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         path = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"{path}: unknown key{closest(str(key), names)}; valid keys here: {', '.join(names)}")
+            raise ConfigError(
+                f"{path}: unknown key{closest(str(key), names)}; valid keys here: {', '.join(names)}"
+            )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, f"{path}.")
@@ -263,6 +290,10 @@ def validate(config: Config) -> Config:
         value = _get(config, path)
         if not predicate(value):
             raise ConfigError(f"{path}: got {value!r}, expected {allowed}")
+    for path, predicate, why in _SUSPICIOUS:
+        value = _get(config, path)
+        if predicate(value):
+            warnings.warn(f"{path} = {value!r}: {why}", UserWarning, stacklevel=2)
     return config
 
 
@@ -310,9 +341,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config: {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(
+            f"config: {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config: {str(path)!r} must hold a mapping of sections, got {type(data).__name__}")
     return config_from_dict(apply_overrides(data, overrides or []))
-
-

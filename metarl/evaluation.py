@@ -1,7 +1,7 @@
 """Adaptation curves: mean return on new tasks after 0, 1, ..., k inner steps, with the training inner loop.
 
-The protocol of the MAML paper: for each step, fresh episodes are collected with the parameters adapted so far;
-step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`paper_step_sizes`).
+The protocol of the MAML paper: for each step, fresh episodes are collected with the parameters adapted so
+far; step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`paper_step_sizes`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,13 @@ def summarize(curve: Tensor) -> list[dict[str, float]]:
         mean = column.mean().item()
         stderr = column.std().item() / math.sqrt(n) if n > 1 else float("nan")
         out.append(
-            {"step": k, "mean": mean, "stderr": stderr, "ci95_low": mean - 1.96 * stderr, "ci95_high": mean + 1.96 * stderr}
+            {
+                "step": k,
+                "mean": mean,
+                "stderr": stderr,
+                "ci95_low": mean - 1.96 * stderr,
+                "ci95_high": mean + 1.96 * stderr,
+            }
         )
     return out
 
@@ -109,7 +115,11 @@ def write_adaptation_files(
                 values = list(_task_fields(task).values())
                 for k in range(curve.shape[1]):
                     writer.writerow([method, i, *values, k, f"{curve[i, k].item():.6f}"])
-    summary = {"methods": {m: summarize(c) for m, c in curves.items()}, "num_tasks": len(tasks), **(meta or {})}
+    summary = {
+        "methods": {m: summarize(c) for m, c in curves.items()},
+        "num_tasks": len(tasks),
+        **(meta or {}),
+    }
     (out_dir / "adaptation.json").write_text(json.dumps(summary, indent=2))
     from metarl.plots import plot_adaptation
 

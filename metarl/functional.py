@@ -1,7 +1,7 @@
 """Parameter-dict helpers and the one inner loop (``torch.func``) shared by RL, evaluation and few-shot.
 
-Parameters travel as ``dict[str, Tensor]`` built from ``named_parameters()``; a model is evaluated on them with
-:func:`torch.func.functional_call`. The inner update is
+Parameters travel as ``dict[str, Tensor]`` built from ``named_parameters()``; a model is evaluated on them
+with :func:`torch.func.functional_call`. The inner update is
 
     ``params' = params - alpha * grad(loss)(params, support)``
 
@@ -47,7 +47,9 @@ def expand_params(params: Params, n: int) -> Params:
     return {k: v.expand(n, *v.shape) for k, v in params.items()}
 
 
-def inner_step(loss_fn: InnerLoss, params: Params, support: Any, step_size: float, first_order: bool) -> Params:
+def inner_step(
+    loss_fn: InnerLoss, params: Params, support: Any, step_size: float, first_order: bool
+) -> Params:
     """One gradient step on ``loss_fn(params, support)``.
 
     Args:
@@ -67,7 +69,11 @@ def inner_step(loss_fn: InnerLoss, params: Params, support: Any, step_size: floa
 
 
 def inner_adapt(
-    loss_fn: InnerLoss, params: Params, supports: Sequence[Any], step_sizes: Sequence[float], first_order: bool
+    loss_fn: InnerLoss,
+    params: Params,
+    supports: Sequence[Any],
+    step_sizes: Sequence[float],
+    first_order: bool,
 ) -> Params:
     """Take one :func:`inner_step` per support set, in order (``len(step_sizes) == len(supports)``)."""
     if len(step_sizes) != len(supports):

@@ -29,7 +29,8 @@ class CSVSink:
 
     Args:
         path: the CSV file.
-        resume_iteration: keep only rows with ``iteration <= resume_iteration`` of an existing file (None: new file).
+        resume_iteration: keep only rows with ``iteration <= resume_iteration`` of an existing file
+            (None: new file).
     """
 
     def __init__(self, path: str | Path, resume_iteration: int | None = None) -> None:

@@ -42,7 +42,10 @@ def plot_learning_curve(metrics_csv: str | Path, path: str | Path, title: str = 
         rows = list(csv.DictReader(handle))
     iterations = [int(r["iteration"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for column, label in (("meta/return_before", "before adaptation"), ("meta/return_after", "after adaptation")):
+    for column, label in (
+        ("meta/return_before", "before adaptation"),
+        ("meta/return_after", "after adaptation"),
+    ):
         ax.plot(iterations, [float(r[column]) for r in rows], label=label)
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("mean return")

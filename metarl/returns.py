@@ -1,7 +1,7 @@
 """Returns, advantages and masked statistics (pure functions).
 
-Time is the second-to-last axis: tensors are ``[..., T, E]`` (e.g. ``[N, T, E]`` for a meta-batch). Padding steps
-(``mask == 0``) contribute nothing, and nothing is bootstrapped past the last real step: episodes are
+Time is the second-to-last axis: tensors are ``[..., T, E]`` (e.g. ``[N, T, E]`` for a meta-batch). Padding
+steps (``mask == 0``) contribute nothing, and nothing is bootstrapped past the last real step: episodes are
 finite-horizon, as in the MAML paper.
 """
 

@@ -17,7 +17,7 @@ def _sequence(seed: int, stream: int) -> np.random.SeedSequence:
 
 
 def training_generators(seed: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Return the training run's NumPy generator (tasks, env reset seeds) and torch generator (action noise)."""
+    """Return the training run's NumPy (tasks, env reset seeds) and torch (action noise) generators."""
     sequence = _sequence(seed, TRAIN_STREAM)
     torch_seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
     return np.random.default_rng(sequence), torch.Generator().manual_seed(torch_seed)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
 import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -36,7 +35,9 @@ def import_task_modules(imports: list[str]) -> None:
             if item.endswith(".py"):
                 path = Path(item).resolve()
                 if not path.is_file():
-                    raise ConfigError(f"env.imports: file {item!r} does not exist (paths are relative to {Path.cwd()})")
+                    raise ConfigError(
+                        f"env.imports: file {item!r} does not exist (paths are relative to {Path.cwd()})"
+                    )
                 spec = importlib.util.spec_from_file_location(f"metarl_user_{path.stem}", path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[spec.name] = module
@@ -46,7 +47,9 @@ def import_task_modules(imports: list[str]) -> None:
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(f"env.imports: importing {item!r} failed: {type(exc).__name__}: {exc}") from None
+            raise ConfigError(
+                f"env.imports: importing {item!r} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def check_env_id(env_id: str) -> None:

@@ -1,6 +1,7 @@
 """The meta-training loop: sample tasks, collect, meta-update, log, checkpoint; then the adaptation curve.
 
-Generic over the learner (anything with ``policy``, ``sample`` and ``step``); ``metarl.cli`` builds the pieces.
+Generic over the learner (anything with ``policy``, ``sample`` and ``step``);
+``metarl.cli`` builds the pieces.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ class MetaLearner(Protocol):
     policy: nn.Module
 
     def sample(
-        self, collector: VectorCollector, tasks: list[Task], rng: np.random.Generator, generator: torch.Generator
+        self,
+        collector: VectorCollector,
+        tasks: list[Task],
+        rng: np.random.Generator,
+        generator: torch.Generator,
     ) -> MetaBatch:
         """Collect a meta-batch."""
         ...
@@ -69,7 +74,12 @@ class RunPaths:
 
 
 def _checkpoint(
-    learner: MetaLearner, config: Config, iteration: int, rng: np.random.Generator, gen: torch.Generator, best: float
+    learner: MetaLearner,
+    config: Config,
+    iteration: int,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    best: float,
 ) -> dict[str, Any]:
     return {
         "iteration": iteration,
@@ -147,9 +157,13 @@ def train(
 
 
 def evaluate_run(
-    config: Config, run_dir: str | Path, learner: Any, collector: VectorCollector, distribution: TaskDistribution
+    config: Config,
+    run_dir: str | Path,
+    learner: Any,
+    collector: VectorCollector,
+    distribution: TaskDistribution,
 ) -> dict[str, Any]:
-    """Adaptation curve of the learner's current policy on ``config.evaluation`` new tasks, written to ``run_dir``."""
+    """Adaptation curve of the current policy on ``config.evaluation`` new tasks, written to ``run_dir``."""
     rng, gen = evaluation_generators(config.evaluation.seed)
     tasks = distribution.sample_tasks(config.evaluation.tasks, rng)
     step_sizes = paper_step_sizes(config.inner.step_size, config.evaluation.steps)

@@ -1,7 +1,8 @@
 """Containers that cross module boundaries.
 
 Glossary:
-    task: one member of a task distribution (e.g. a goal velocity), a small frozen dataclass owned by ``envs``.
+    task: one member of a task distribution (e.g. a goal velocity), a small frozen dataclass owned by
+        ``envs``.
     support: episodes (or examples) that the inner update adapts on.
     query: episodes (or examples) that the outer (meta) loss is computed on, after adaptation.
     inner: the adaptation step(s), a vanilla policy gradient in RL; meta: the outer update (TRPO in RL).
@@ -82,4 +83,6 @@ class MetaBatch:
 
     def to(self, device: torch.device | str) -> MetaBatch:
         """Copy every episode batch to ``device``."""
-        return MetaBatch(self.tasks, tuple(b.to(device) for b in self.support), self.query.to(device), self.timings)
+        return MetaBatch(
+            self.tasks, tuple(b.to(device) for b in self.support), self.query.to(device), self.timings
+        )

@@ -1,1 +1,5 @@
-"""Gymnasium MuJoCo locomotion task distributions (HalfCheetah, Ant)."""
+"""MuJoCo task distributions (HalfCheetah and Ant) on Gymnasium's v5 models."""
+
+from envs.mujoco.common import install_warning_handler
+
+install_warning_handler()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from typing import TypeVar
 
 import mujoco
@@ -52,3 +53,21 @@ def disable_warmstart(model: mujoco.MjModel) -> None:
     lets a batched stepper reproduce the single env exactly.
     """
     model.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_WARMSTART)
+
+
+#: MuJoCo >= 3.3 warns on every load of Gymnasium's half_cheetah.xml; the model is Gymnasium's and unchanged.
+KNOWN_MODEL_WARNINGS = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _forward_mujoco_warning(message: str) -> None:
+    if not message.startswith(KNOWN_MODEL_WARNINGS):
+        warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+def install_warning_handler() -> None:
+    """Route MuJoCo's warnings to Python's ``warnings`` and drop the known deprecation of Gymnasium's models.
+
+    MuJoCo's default handler prints every warning and appends it to ``MUJOCO_LOG.TXT`` in the working
+    directory, once per model load, i.e. once per sub-env.
+    """
+    mujoco.set_mju_user_warning(_forward_mujoco_warning)

@@ -2,7 +2,8 @@
 
 A task distribution is any Gymnasium env with a settable ``task``, ``set_task(task)`` and
 ``sample_tasks(n, rng)``, registered under an id with a ``max_episode_steps``. This file does all of it; the
-config ``reacher_goal.yaml`` lists it under ``env.imports`` so ``metarl train`` imports it before building the env.
+config ``reacher_goal.yaml`` lists it under ``env.imports`` so ``metarl train`` imports it before building
+the env.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ class ReacherGoalEnv(ReacherEnv):
 
     - Task distribution: goal uniform in the disc of radius 0.2 (:class:`ReachTask`).
     - Reward: Gymnasium's Reacher-v5 reward, ``-|fingertip - goal| - |a|^2``.
-    - Observation: Reacher-v5's without the goal and the fingertip-to-goal vector: cos and sin of the two joint
-      angles, their velocities and the fingertip position (8 numbers).
+    - Observation: Reacher-v5's without the goal and the fingertip-to-goal vector: cos and sin of the two
+      joint angles, their velocities and the fingertip position (8 numbers).
     - Horizon: 50 steps (registration). Version history: v0.
     """
 
-    task_ranges: dict[str, tuple[float, float]] = {"x": (-GOAL_RADIUS, GOAL_RADIUS), "y": (-GOAL_RADIUS, GOAL_RADIUS)}
+    task_ranges: dict[str, tuple[float, float]] = {
+        "x": (-GOAL_RADIUS, GOAL_RADIUS),
+        "y": (-GOAL_RADIUS, GOAL_RADIUS),
+    }
 
     def __init__(self, task: ReachTask | None = None, **kwargs: Any) -> None:
         """Build Reacher-v5 and hide the goal from the observation."""
@@ -53,7 +57,9 @@ class ReacherGoalEnv(ReacherEnv):
         """Goals uniform in the disc of radius 0.2, drawn with ``rng`` only."""
         radius = GOAL_RADIUS * np.sqrt(rng.uniform(size=n))
         angle = rng.uniform(0, 2 * np.pi, size=n)
-        return [ReachTask(float(r * np.cos(a)), float(r * np.sin(a))) for r, a in zip(radius, angle, strict=True)]
+        return [
+            ReachTask(float(r * np.cos(a)), float(r * np.sin(a))) for r, a in zip(radius, angle, strict=True)
+        ]
 
     def reset_model(self) -> np.ndarray:
         """Random arm pose as in Reacher-v5, the target placed at the task's goal."""

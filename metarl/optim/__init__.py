@@ -1,0 +1,1 @@
+"""Optimisers used by the meta-learners."""

@@ -1,4 +1,4 @@
-"""Trust-region pieces (Schulman et al., arXiv:1502.05477): conjugate gradient and the backtracking line search.
+"""Trust-region pieces (Schulman et al., arXiv:1502.05477): conjugate gradient and backtracking line search.
 
 Pure functions on flat parameter vectors ``[P]``; the Fisher-vector product is passed in as a callable.
 """
@@ -84,9 +84,10 @@ def backtracking_line_search(
     ratio: float = 0.8,
     max_steps: int = 15,
 ) -> LineSearchResult:
-    """Try ``params - ratio^k * full_step`` for ``k = 0, 1, ...``; accept the first that lowers the loss within the KL limit.
+    """Try ``params - ratio^k * full_step`` for ``k = 0, 1, ...`` until one is accepted.
 
-    A candidate whose loss or KL is not finite is rejected like any other failing one.
+    The first candidate that lowers the loss within the KL limit is accepted. A candidate whose loss or KL is
+    not finite is rejected like any other failing one.
 
     Args:
         evaluate: ``params -> (loss, mean KL)`` (scalars).

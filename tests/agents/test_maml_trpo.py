@@ -1,4 +1,4 @@
-"""MAML-TRPO: the meta-gradient (finite differences, vmap vs loop, first vs second order) and the TRPO step."""
+"""MAML-TRPO: the meta-gradient (finite differences, vmap vs loop, first vs second order) and TRPO step."""
 
 from __future__ import annotations
 
@@ -131,6 +131,11 @@ def test_adapt_is_the_inner_step_of_the_objective() -> None:
 
     mean_old, _ = learner._old_policy((learner.pg_data(mb.support[0]),), mb.query.observations)
     mean = torch.stack(
-        [functional_call(learner.policy, {k: v[i] for k, v in adapted.items()}, (mb.query.observations[i],))[0] for i in range(N)]
+        [
+            functional_call(
+                learner.policy, {k: v[i] for k, v in adapted.items()}, (mb.query.observations[i],)
+            )[0]
+            for i in range(N)
+        ]
     )
     torch.testing.assert_close(mean, mean_old)

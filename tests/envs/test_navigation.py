@@ -1,4 +1,4 @@
-"""2-D navigation: the numpy vector env equals Gymnasium's SyncVectorEnv of the single env; tasks and rewards."""
+"""2-D navigation: the numpy vector env equals a SyncVectorEnv of the single env; tasks and rewards."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def test_vector_env_matches_sync_vector_env_over_whole_episodes() -> None:
     n = 6
     tasks = sample_goals(n - 1, np.random.default_rng(3)) + [envs.GoalTask(0.05, 0.0)]
     fast = gym.make_vec(ENV_ID, n, vectorization_mode="vector_entry_point")
-    sync = gym.make_vec(ENV_ID, n, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    sync = gym.make_vec(
+        ENV_ID, n, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
+    )
     assert isinstance(fast.unwrapped, Navigation2DVectorEnv)
     for env in (fast, sync):
         env.set_attr("task", tasks)

@@ -1,4 +1,4 @@
-"""`metarl train` end to end in-process: outputs, exact reseeding, resume, and one-line errors for bad input."""
+"""`metarl train` end to end in-process: outputs, exact reseeding, resume, one-line errors for bad input."""
 
 from __future__ import annotations
 
@@ -87,11 +87,26 @@ def test_resume_rejects_a_changed_config(tmp_path: Path, capsys: pytest.CaptureF
 
 
 BAD = [
-    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.bach_size=3"], "did you mean 'batch_size'"),
-    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.batch_size=0"], "meta.batch_size: got 0"),
-    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.gamma=high"], "meta.gamma: expected a number"),
-    (["train", "experiments/navigation2d-quick.yaml", "--set", "env.id=metarl/HalfCheetahVell-v0"], "did you mean"),
-    (["train", "experiments/navigation2d-quick.yaml", "--set", "meta.iterations"], "expected section.key=value"),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "meta.bach_size=3"],
+        "did you mean 'batch_size'",
+    ),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "meta.batch_size=0"],
+        "meta.batch_size: got 0",
+    ),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "meta.gamma=high"],
+        "meta.gamma: expected a number",
+    ),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "env.id=metarl/HalfCheetahVell-v0"],
+        "did you mean",
+    ),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "meta.iterations"],
+        "expected section.key=value",
+    ),
     (["train", "experiments/no-such-file.yaml"], "does not exist"),
     (["train", "--resume", "no/such/run"], "is not a run directory"),
     (["train"], "give a CONFIG.yaml or --resume"),
@@ -106,7 +121,9 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path
     full = [a if not a.startswith("experiments/") else str(REPO / a) for a in argv]
     if full and full[0] == "train" and "--resume" not in full and len(full) > 1:
         full += ["--run-dir", str(run_dir)]
-    proc = subprocess.run([sys.executable, "-m", "metarl.cli", *full], capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "metarl.cli", *full], capture_output=True, text=True, cwd=tmp_path
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -114,7 +131,9 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, tmp_path
     assert not run_dir.exists()
 
 
-def test_existing_run_dir_is_refused_and_left_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_run_dir_is_refused_and_left_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.csv").write_text("precious\n")
@@ -134,3 +153,29 @@ def test_custom_task_example_trains_two_iterations(tmp_path: Path, monkeypatch: 
 def test_bad_env_imports_entry_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train(tmp_path / "run", "env.imports=[no/such/file.py]") == 2
     assert "env.imports: file 'no/such/file.py' does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_a_run_writes_the_adaptation_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert train(run, "meta.iterations=1") == 0
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(run), "--tasks", "3", "--steps", "2", "--episodes", "2", "--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "adaptation.json").read_text())
+    assert summary["num_tasks"] == 3 and [r["step"] for r in summary["methods"]["maml"]] == [0, 1, 2]
+    with (out / "adaptation.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 3 * 3 and set(table[0]) == {
+        "method",
+        "task_index",
+        "task_x",
+        "task_y",
+        "step",
+        "mean_return",
+    }
+    assert main(argv) == 0  # same seed, same numbers
+    assert json.loads((out / "adaptation.json").read_text()) == summary
+    assert main(["evaluate", str(run), "--tasks", "0"]) == 2
+    assert "evaluation.tasks: got 0" in capsys.readouterr().err

@@ -38,7 +38,13 @@ class CountdownEnv(gym.Env):
         assert np.all(np.abs(action) <= 1), "the collector clips actions to the action space"
         reward = self.t + 10 * self.task.length
         self.t += 1
-        return np.array([self.t, self.task.length], np.float32), float(reward), self.t >= self.task.length, False, {}
+        return (
+            np.array([self.t, self.task.length], np.float32),
+            float(reward),
+            self.t >= self.task.length,
+            False,
+            {},
+        )
 
 
 gym.register("metarl-test/Countdown-v0", entry_point=CountdownEnv, max_episode_steps=6)
@@ -75,7 +81,9 @@ def test_collector_stops_early_when_every_episode_ended() -> None:
 def test_policy_sees_task_major_observations() -> None:
     collector = make_collector("metarl-test/Countdown-v0", num_tasks=2, episodes_per_task=3, mode="sync")
     seen = []
-    collector.collect([LengthTask(1), LengthTask(5)], lambda o: (seen.append(o.clone()), big_actions(o))[1], seed=0)
+    collector.collect(
+        [LengthTask(1), LengthTask(5)], lambda o: (seen.append(o.clone()), big_actions(o))[1], seed=0
+    )
     assert seen[0].shape == (2, 3, 2)
     assert torch.all(seen[0][0, :, 1] == 1) and torch.all(seen[0][1, :, 1] == 5)
 

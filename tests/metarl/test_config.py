@@ -231,3 +231,13 @@ def test_exponent_without_dot_is_read_as_a_number() -> None:
 
     config = config_from_dict(apply_overrides({}, ["trpo.cg_damping=1e-5"]))
     assert config.trpo.cg_damping == 1e-5
+
+
+@pytest.mark.parametrize(
+    ("override", "text"), [("trpo.max_kl=0.5", "trpo.max_kl = 0.5"), ("inner.step_size=5", "5.0")]
+)
+def test_suspicious_values_warn_with_the_numbers(override: str, text: str) -> None:
+    from metarl.config import apply_overrides, config_from_dict
+
+    with pytest.warns(UserWarning, match=text):
+        config_from_dict(apply_overrides({}, [override]))
