@@ -59,6 +59,7 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
         num_tasks or config.meta.batch_size,
         episodes or config.meta.episodes_per_task,
         config.collector.vectorization,
+        rescale_actions=config.collector.rescale_actions,
     )
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
@@ -153,7 +154,11 @@ def _evaluate(config: Config, out_dir: Path, learner, distribution: TaskDistribu
     from metarl.training import evaluate_run
 
     collector: VectorCollector = make_collector(
-        config.env.id, config.evaluation.tasks, config.evaluation.episodes, config.collector.vectorization
+        config.env.id,
+        config.evaluation.tasks,
+        config.evaluation.episodes,
+        config.collector.vectorization,
+        rescale_actions=config.collector.rescale_actions,
     )
     try:
         return evaluate_run(config, out_dir, learner, collector, distribution)

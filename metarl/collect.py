@@ -60,9 +60,15 @@ class VectorCollector:
         num_tasks: ``N``.
         episodes_per_task: ``E``.
         horizon: ``T``; the sub-envs should end their episodes (truncate) by then.
+        rescale_actions: the policy acts in ``[-1, 1]`` per dimension and the collector maps that onto the
+            action space's bounds (as rllab's ``normalize`` env did for the MAML paper), so an initial std of 1
+            explores the whole range whatever its units. Either way actions are clipped to the bounds before
+            stepping, and the batch stores the policy's unclipped samples.
     """
 
-    def __init__(self, env: VectorEnv, num_tasks: int, episodes_per_task: int, horizon: int) -> None:
+    def __init__(
+        self, env: VectorEnv, num_tasks: int, episodes_per_task: int, horizon: int, rescale_actions: bool = True
+    ) -> None:
         """See the class docstring."""
         if num_tasks < 1 or episodes_per_task < 1 or horizon < 1:
             raise ConfigError(
@@ -80,8 +86,16 @@ class VectorCollector:
         space = env.single_action_space
         self._low = np.asarray(space.low, dtype=np.float32)
         self._high = np.asarray(space.high, dtype=np.float32)
+        if rescale_actions and not (np.isfinite(self._low).all() and np.isfinite(self._high).all()):
+            raise ConfigError("collector.rescale_actions: the action space has infinite bounds; set it to false")
+        self._scale = (self._high - self._low) / 2 if rescale_actions else np.ones_like(self._low)
+        self._center = (self._high + self._low) / 2 if rescale_actions else np.zeros_like(self._low)
         self.obs_dim = int(np.prod(env.single_observation_space.shape))
         self.act_dim = int(np.prod(space.shape))
+
+    def env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Map policy outputs ``[..., act_dim]`` to what the envs receive (rescaled if enabled, then clipped)."""
+        return np.clip(self._center + self._scale * actions, self._low, self._high)
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
         """Give each sub-env its task (one value per sub-env, so ``set_attr``, never ``call``)."""
@@ -124,7 +138,7 @@ class VectorCollector:
             action = policy(torch.from_numpy(observations[t]).view(n, e, -1)).reshape(n * e, -1).numpy()
             actions[t] = action
             mask[t] = alive
-            obs, reward, terminated, truncated, _ = self.env.step(np.clip(action, self._low, self._high))
+            obs, reward, terminated, truncated, _ = self.env.step(self.env_actions(action))
             rewards[t] = np.where(alive, reward, 0.0)
             alive &= ~(terminated | truncated)
             if not alive.any():
@@ -148,7 +162,12 @@ class VectorCollector:
 
 
 def make_collector(
-    env_id: str, num_tasks: int, episodes_per_task: int, mode: str = "auto", horizon: int | None = None
+    env_id: str,
+    num_tasks: int,
+    episodes_per_task: int,
+    mode: str = "auto",
+    horizon: int | None = None,
+    rescale_actions: bool = True,
 ) -> VectorCollector:
     """Build a :class:`VectorCollector` for a registered id (horizon: the id's ``max_episode_steps``)."""
     check_env_id(env_id)
@@ -156,4 +175,4 @@ def make_collector(
     if horizon is None:
         raise ConfigError(f"env.id: {env_id!r} has no max_episode_steps; the collector needs a fixed horizon")
     env = make_vector_env(env_id, num_tasks * episodes_per_task, mode)
-    return VectorCollector(env, num_tasks, episodes_per_task, horizon)
+    return VectorCollector(env, num_tasks, episodes_per_task, horizon, rescale_actions)

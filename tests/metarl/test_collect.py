@@ -119,3 +119,11 @@ def test_bad_sizes_and_modes_are_rejected() -> None:
         make_vector_env("metarl/Navigation2d-v0", 4)
     with pytest.raises(ValueError, match="expected 4 tasks, got 1"):
         VectorCollector(env, 4, 1, 100).set_tasks([envs.GoalTask(0, 0)])
+
+
+@pytest.mark.parametrize(("rescale", "expected"), [(True, 0.05), (False, 0.1)])
+def test_actions_are_rescaled_to_the_bounds_then_clipped(rescale: bool, expected: float) -> None:
+    collector = make_collector("metarl/Navigation2D-v0", 1, 2, rescale_actions=rescale)
+    batch = collector.collect([envs.GoalTask(0.5, 0.5)], lambda o: torch.full(o.shape, 0.5), seed=0)
+    torch.testing.assert_close(batch.observations[0, 1], torch.full((2, 2), expected))
+    assert torch.all(batch.actions[batch.mask.bool()] == 0.5)  # the policy's own output is stored
