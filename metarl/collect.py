@@ -61,13 +61,18 @@ class VectorCollector:
         episodes_per_task: ``E``.
         horizon: ``T``; the sub-envs should end their episodes (truncate) by then.
         rescale_actions: the policy acts in ``[-1, 1]`` per dimension and the collector maps that onto the
-            action space's bounds (as rllab's ``normalize`` env did for the MAML paper), so an initial std of 1
-            explores the whole range whatever its units. Either way actions are clipped to the bounds before
-            stepping, and the batch stores the policy's unclipped samples.
+            action space's bounds (as rllab's ``normalize`` env did for the MAML paper), so an initial std
+            of 1 explores the whole range whatever its units. Either way actions are clipped to the bounds
+            before stepping, and the batch stores the policy's unclipped samples.
     """
 
     def __init__(
-        self, env: VectorEnv, num_tasks: int, episodes_per_task: int, horizon: int, rescale_actions: bool = True
+        self,
+        env: VectorEnv,
+        num_tasks: int,
+        episodes_per_task: int,
+        horizon: int,
+        rescale_actions: bool = True,
     ) -> None:
         """See the class docstring."""
         if num_tasks < 1 or episodes_per_task < 1 or horizon < 1:
@@ -87,14 +92,16 @@ class VectorCollector:
         self._low = np.asarray(space.low, dtype=np.float32)
         self._high = np.asarray(space.high, dtype=np.float32)
         if rescale_actions and not (np.isfinite(self._low).all() and np.isfinite(self._high).all()):
-            raise ConfigError("collector.rescale_actions: the action space has infinite bounds; set it to false")
+            raise ConfigError(
+                "collector.rescale_actions: the action space has infinite bounds; set it to false"
+            )
         self._scale = (self._high - self._low) / 2 if rescale_actions else np.ones_like(self._low)
         self._center = (self._high + self._low) / 2 if rescale_actions else np.zeros_like(self._low)
         self.obs_dim = int(np.prod(env.single_observation_space.shape))
         self.act_dim = int(np.prod(space.shape))
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
-        """Map policy outputs ``[..., act_dim]`` to what the envs receive (rescaled if enabled, then clipped)."""
+        """Map policy outputs ``[..., act_dim]`` to env actions (rescaled if enabled, then clipped)."""
         return np.clip(self._center + self._scale * actions, self._low, self._high)
 
     def set_tasks(self, tasks: Sequence[Task]) -> None:
