@@ -116,9 +116,13 @@ class CollectorConfig:
     Attributes:
         vectorization: ``auto`` (the env's fast vector env if registered, else ``sync``),
             ``vector_entry_point``, ``sync`` or ``async``.
+        rescale_actions: the policy acts in ``[-1, 1]`` and the collector maps that onto the action space's
+            bounds (the paper's code did this with rllab's ``normalize``; identity for the MuJoCo tasks, whose
+            bounds are ``[-1, 1]``, and a factor 0.1 for 2-D navigation).
     """
 
     vectorization: str = "auto"
+    rescale_actions: bool = True
 
 
 @dataclass
