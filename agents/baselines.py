@@ -23,7 +23,7 @@ def linear_baseline_features(observations: Tensor) -> Tensor:
 def fit_linear_baseline(features: Tensor, targets: Tensor, mask: Tensor, reg: float = 1e-5) -> Tensor:
     """Ridge least squares per task, in float64.
 
-    The ridge coefficient grows tenfold (up to five times) while the solution is not finite, as rllab does.
+    While the solution is not finite the ridge coefficient grows tenfold, up to ``1e4 * reg``, as rllab does.
 
     Args:
         features: ``[N, T, E, F]``.

@@ -1,7 +1,7 @@
 """Task objects shared by the task distributions.
 
 A task is a small frozen dataclass: hashable, printable, and cheap to ship to a sub-env with
-``VectorEnv.set_attr("task", [...])``. Its fields are what ``metarl render --task field=value`` accepts.
+``VectorEnv.set_attr("task", [...])``. Its fields are the task's parameters.
 """
 
 from __future__ import annotations

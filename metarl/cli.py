@@ -48,7 +48,7 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
         torch.set_num_threads(config.num_threads)
     import_task_modules(config.env.imports)
     distribution = make_task_distribution(config.env.id)
-    action_space = gym.make(config.env.id).action_space
+    action_space = distribution.action_space
     if not isinstance(action_space, gym.spaces.Box):
         raise ConfigError(
             f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; "
@@ -96,6 +96,8 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     if args.resume:
+        if args.config or args.run_dir:
+            raise ConfigError("--resume: give only the run directory; its config.yaml and folder are reused")
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"--resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
@@ -185,7 +187,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     distribution, collector, learner = build(config, num_tasks=1, episodes=2)
     collector.close()
     learner.policy.load_state_dict(state["policy"])
-    out_dir = Path(args.out) if args.out else (target if target.is_dir() else target.parent.parent)
+    if args.out:
+        out_dir = Path(args.out)
+    elif target.is_dir():
+        out_dir = target
+    else:  # RUN/checkpoints/x.pt -> RUN; a loose checkpoint -> its folder
+        out_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
     summary = _evaluate(config, out_dir, learner, distribution)
     print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
     _print_summary(summary)

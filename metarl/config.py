@@ -209,7 +209,7 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
         lambda v: v in ("auto", "vector_entry_point", "sync", "async"),
         "one of auto, vector_entry_point, sync, async",
     ),
-    ("evaluation.tasks", lambda v: v >= 1, "an integer >= 1"),
+    ("evaluation.tasks", lambda v: v >= 2, "an integer >= 2 (for a standard error)"),
     ("evaluation.steps", lambda v: v >= 0, "an integer >= 0"),
     ("evaluation.episodes", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.seed", lambda v: v >= 0, "an integer >= 0"),
@@ -227,7 +227,7 @@ _SUSPICIOUS: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     (
         "inner.step_size",
         lambda v: v > 2.0,
-        "inner steps this large overshoot; the paper used 0.1 (0.5 for 2-D nav)",
+        "inner steps this large overshoot; the paper used 0.1 (its code 0.5 for 2-D nav)",
     ),
     ("meta.gamma", lambda v: v < 0.9, "a short effective horizon; the paper used 0.99"),
 ]

@@ -67,13 +67,13 @@ def adaptation_curve(
 
 
 def summarize(curve: Tensor) -> list[dict[str, float]]:
-    """Per step: mean, standard error and normal 95% interval over tasks of ``curve [N, k + 1]``."""
+    """Per step: mean, standard error and normal 95% interval over tasks of ``curve [N >= 2, k + 1]``."""
     out = []
     n = curve.shape[0]
     for k in range(curve.shape[1]):
         column = curve[:, k].double()
         mean = column.mean().item()
-        stderr = column.std().item() / math.sqrt(n) if n > 1 else float("nan")
+        stderr = column.std().item() / math.sqrt(n)  # n >= 2: config rule evaluation.tasks
         out.append(
             {
                 "step": k,

@@ -57,7 +57,7 @@ class AntTaskEnv(AntEnv):
 
     task_type: ClassVar[type]
     default_task: ClassVar[Any]
-    #: Allowed closed range of every task field; :meth:`set_task` and CLI input are checked against it.
+    #: Allowed closed range of every task field; :meth:`set_task` checks against it.
     task_ranges: ClassVar[dict[str, tuple[float, float]]]
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False

@@ -47,7 +47,7 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
 
     task_type: ClassVar[type]
     default_task: ClassVar[Any]
-    #: Allowed closed range of every task field; :meth:`set_task` and CLI input are checked against it.
+    #: Allowed closed range of every task field; :meth:`set_task` checks against it.
     task_ranges: ClassVar[dict[str, tuple[float, float]]]
 
     def __init__(self, task: Any | None = None, render_mode: str | None = None) -> None:
