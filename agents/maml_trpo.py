@@ -136,11 +136,14 @@ class MAMLTRPO:
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
         """One inner step for every task at once: ``[N, ...]`` parameters -> ``[N, ...]`` (detached)."""
+        return self._adapt_tasks(params, self.pg_data(batch), step_size)
+
+    def _adapt_tasks(self, params: Params, data: PGData, step_size: float) -> Params:
         loss_fn = functools.partial(policy_gradient_loss, self.policy)
         step = torch.func.vmap(
             lambda p, d: inner_step(loss_fn, p, d, step_size, first_order=True), randomness="error"
         )
-        return {k: v.detach() for k, v in step(params, self.pg_data(batch)).items()}
+        return {k: v.detach() for k, v in step(params, data).items()}
 
     def sample(
         self,
@@ -196,12 +199,8 @@ class MAMLTRPO:
     def _old_policy(self, supports: tuple[PGData, ...], query_obs: Tensor) -> tuple[Tensor, Tensor]:
         """Means ``[N, T, E, A]`` and log-stds ``[N, A]`` of the adapted policies that collected the query."""
         params = self.initial_params(query_obs.shape[0])
-        loss_fn = functools.partial(policy_gradient_loss, self.policy)
         for data in supports:
-            step = torch.func.vmap(
-                lambda p, d: inner_step(loss_fn, p, d, self.inner.step_size, True), randomness="error"
-            )
-            params = step(params, data)
+            params = self._adapt_tasks(params, data, self.inner.step_size)
         mean, log_std = torch.func.vmap(lambda p, o: functional_call(self.policy, p, (o,)))(params, query_obs)
         return mean.detach(), log_std.detach()
 
