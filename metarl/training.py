@@ -69,7 +69,7 @@ class RunPaths:
 
     @property
     def best(self) -> Path:
-        """``checkpoints/best.pt`` (highest mean return after adaptation)."""
+        """``checkpoints/best.pt``: the policy whose post-adaptation return on its meta-batch was highest."""
         return self.root / "checkpoints" / "best.pt"
 
 
@@ -133,6 +133,8 @@ def train(
             begin = time.perf_counter()
             tasks = distribution.sample_tasks(config.meta.batch_size, rng)
             meta_batch = learner.sample(collector, tasks, rng, gen)
+            # the policy that collected this iteration's episodes, kept in case its return is the best so far
+            sampled_policy = {k: v.detach().clone() for k, v in learner.policy.state_dict().items()}
             update_begin = time.perf_counter()
             metrics = learner.step(meta_batch)
             metrics.update(meta_batch.timings)
@@ -142,7 +144,8 @@ def train(
             after = metrics["meta/return_after"]
             if after > best:
                 best = after
-                save_checkpoint(paths.best, _checkpoint(learner, config, iteration, rng, gen, best))
+                payload = {"policy": sampled_policy, "iteration": iteration - 1, "best_return": best}
+                save_checkpoint(paths.best, {**_checkpoint(learner, config, iteration, rng, gen, best), **payload})
             if iteration % config.logging.checkpoint_every == 0 or iteration == config.meta.iterations:
                 save_checkpoint(paths.latest, _checkpoint(learner, config, iteration, rng, gen, best))
             bar.update(1)

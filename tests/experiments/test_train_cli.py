@@ -179,3 +179,13 @@ def test_evaluate_a_run_writes_the_adaptation_files(
     assert json.loads((out / "adaptation.json").read_text()) == summary
     assert main(["evaluate", str(run), "--tasks", "0"]) == 2
     assert "evaluation.tasks: got 0" in capsys.readouterr().err
+
+
+def test_best_checkpoint_holds_the_policy_that_collected_the_best_return(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert train(run, "meta.iterations=3", "logging.checkpoint_every=1") == 0
+    table = rows(run)
+    returns = [float(r["meta/return_after"]) for r in table]
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["best_return"] == pytest.approx(max(returns))
+    assert best["iteration"] == returns.index(max(returns))  # updates seen before that iteration
