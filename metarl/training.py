@@ -144,8 +144,8 @@ def train(
             after = metrics["meta/return_after"]
             if after > best:
                 best = after
-                payload = {"policy": sampled_policy, "iteration": iteration - 1, "best_return": best}
-                save_checkpoint(paths.best, {**_checkpoint(learner, config, iteration, rng, gen, best), **payload})
+                state = _checkpoint(learner, config, iteration, rng, gen, best)
+                save_checkpoint(paths.best, {**state, "policy": sampled_policy, "iteration": iteration - 1})
             if iteration % config.logging.checkpoint_every == 0 or iteration == config.meta.iterations:
                 save_checkpoint(paths.latest, _checkpoint(learner, config, iteration, rng, gen, best))
             bar.update(1)
