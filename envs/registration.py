@@ -17,11 +17,19 @@ ENV_SPECS: dict[str, tuple[str, str | None, int]] = {
         "envs.navigation:Navigation2DVectorEnv",
         100,
     ),
-    "metarl/HalfCheetahVel-v0": ("envs.mujoco.half_cheetah:HalfCheetahVelEnv", None, 200),
-    "metarl/HalfCheetahDir-v0": ("envs.mujoco.half_cheetah:HalfCheetahDirEnv", None, 200),
-    "metarl/AntVel-v0": ("envs.mujoco.ant:AntVelEnv", None, 200),
-    "metarl/AntDir-v0": ("envs.mujoco.ant:AntDirEnv", None, 200),
-    "metarl/AntGoal-v0": ("envs.mujoco.ant:AntGoalEnv", None, 200),
+    "metarl/HalfCheetahVel-v0": (
+        "envs.mujoco.half_cheetah:HalfCheetahVelEnv",
+        "envs.mujoco.vector:make_half_cheetah_vel",
+        200,
+    ),
+    "metarl/HalfCheetahDir-v0": (
+        "envs.mujoco.half_cheetah:HalfCheetahDirEnv",
+        "envs.mujoco.vector:make_half_cheetah_dir",
+        200,
+    ),
+    "metarl/AntVel-v0": ("envs.mujoco.ant:AntVelEnv", "envs.mujoco.vector:make_ant_vel", 200),
+    "metarl/AntDir-v0": ("envs.mujoco.ant:AntDirEnv", "envs.mujoco.vector:make_ant_dir", 200),
+    "metarl/AntGoal-v0": ("envs.mujoco.ant:AntGoalEnv", "envs.mujoco.vector:make_ant_goal", 200),
 }
 
 

@@ -1,0 +1,198 @@
+"""The fast MuJoCo vector env equals Gymnasium's SyncVectorEnv of the single envs, step for step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import envs  # noqa: F401  (registers the metarl/ ids)
+from envs.mujoco.half_cheetah import HalfCheetahVelEnv
+from envs.mujoco.vector import MuJoCoVectorEnv
+from envs.navigation import Navigation2DEnv
+from envs.tasks import DirectionTask, GoalTask, VelocityTask
+
+MUJOCO_IDS = [
+    "metarl/HalfCheetahVel-v0",
+    "metarl/HalfCheetahDir-v0",
+    "metarl/AntVel-v0",
+    "metarl/AntDir-v0",
+    "metarl/AntGoal-v0",
+]
+NUM_ENVS = 6
+HORIZON = 30
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MuJoCo appends model-loading warnings to MUJOCO_LOG.TXT in the current folder.
+    monkeypatch.chdir(tmp_path)
+
+
+def make_pair(env_id: str, num_envs: int, horizon: int | None, **fast_kwargs: Any) -> tuple[Any, Any]:
+    """The fast vector env and Gymnasium's SyncVectorEnv (``SAME_STEP``) with the same time limit."""
+    limit = {} if horizon is None else {"max_episode_steps": horizon}
+    fast = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **limit, **fast_kwargs)
+    sync = gym.make_vec(
+        env_id,
+        num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        **limit,
+    )
+    return fast, sync
+
+
+def assert_info_equal(fast: dict[str, Any], sync: dict[str, Any]) -> None:
+    """Same keys and masks; the same values wherever a mask is set (``final_obs`` is NaN-padded here)."""
+    assert set(fast) == set(sync)
+    for key, value in sync.items():
+        if key.startswith("_"):
+            np.testing.assert_array_equal(fast[key], value, err_msg=key)
+        elif key == "final_info":
+            assert_info_equal(fast[key], value)
+        elif key == "final_obs":
+            done = sync["_final_obs"]
+            np.testing.assert_allclose(fast[key][done], np.stack(value[done]), rtol=0, atol=TOLERANCE)
+            assert np.isnan(fast[key][~done]).all()
+        elif value.dtype == object:
+            mask = sync[f"_{key}"]
+            assert list(fast[key][mask]) == list(value[mask]), key
+        else:
+            mask = sync[f"_{key}"]
+            assert fast[key].dtype == value.dtype, key
+            np.testing.assert_allclose(fast[key][mask], value[mask], rtol=0, atol=TOLERANCE, err_msg=key)
+
+
+def run_both(fast: Any, sync: Any, tasks: list[Any], steps: int, seed: int, dtype: type = np.float64) -> dict:
+    """Step both envs with the same tasks and random actions in [-1, 1]; return the counts of episode ends."""
+    fast.set_attr("task", tasks)
+    sync.set_attr("task", tasks)
+    fast_obs, fast_info = fast.reset(seed=seed)
+    sync_obs, sync_info = sync.reset(seed=seed)
+    np.testing.assert_allclose(fast_obs, sync_obs, rtol=0, atol=TOLERANCE)
+    assert_info_equal(fast_info, sync_info)
+    rng = np.random.default_rng(seed)
+    counts = {"terminated": 0, "truncated": 0}
+    for t in range(steps):
+        actions = rng.uniform(-1, 1, size=fast.action_space.shape).astype(dtype)
+        fast_out, sync_out = fast.step(actions), sync.step(actions)
+        for name, a, b in zip(("obs", "reward"), fast_out[:2], sync_out[:2], strict=True):
+            assert a.dtype == b.dtype, name
+            np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE, err_msg=f"{name} at step {t}")
+        np.testing.assert_array_equal(fast_out[2], sync_out[2], err_msg=f"terminated at step {t}")
+        np.testing.assert_array_equal(fast_out[3], sync_out[3], err_msg=f"truncated at step {t}")
+        assert_info_equal(fast_out[4], sync_out[4])
+        counts["terminated"] += int(sync_out[2].sum())
+        counts["truncated"] += int(sync_out[3].sum())
+    return counts
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_IDS)
+def test_equals_sync_vector_env_over_whole_episodes(env_id: str) -> None:
+    """Two full 30-step episodes and part of a third, per-sub-env tasks, terminations where Ant has them."""
+    fast, sync = make_pair(env_id, NUM_ENVS, HORIZON)
+    tasks = sync.envs[0].unwrapped.sample_tasks(NUM_ENVS, np.random.default_rng(0))
+    assert len(set(tasks)) > 1
+    counts = run_both(fast, sync, tasks, steps=2 * HORIZON + 5, seed=11)
+    assert counts["truncated"] > 0
+    if "Ant" in env_id:
+        # Ant's torso leaves [0.2, 1.0] under random actions within a few dozen steps: resets after
+        # terminations, mid-episode, are part of the comparison.
+        assert counts["terminated"] > 0
+    fast.close()
+    sync.close()
+
+
+def test_equals_sync_vector_env_at_the_registered_horizon_with_float32_actions() -> None:
+    fast, sync = make_pair("metarl/HalfCheetahVel-v0", 3, None)
+    assert fast.max_episode_steps == 200
+    tasks = [VelocityTask(0.0), VelocityTask(1.0), VelocityTask(2.0)]
+    counts = run_both(fast, sync, tasks, steps=205, seed=3, dtype=np.float32)
+    assert counts == {"terminated": 0, "truncated": 3}
+    fast.close()
+    sync.close()
+
+
+def test_thread_count_does_not_change_results() -> None:
+    results = []
+    for threads in (1, 3):
+        env = gym.make_vec(
+            "metarl/AntGoal-v0", 4, vectorization_mode="vector_entry_point", num_threads=threads
+        )
+        assert env.num_threads == threads
+        env.set_attr("task", [GoalTask(1.0, 1.0), GoalTask(-1.0, 2.0)] * 2)
+        obs, _ = env.reset(seed=5)
+        rng = np.random.default_rng(0)
+        trace = [obs]
+        for _ in range(20):
+            obs, reward, terminated, _, _ = env.step(rng.uniform(-1, 1, size=env.action_space.shape))
+            trace += [obs, reward[:, None], terminated[:, None]]
+        results.append(np.concatenate(trace, axis=1))
+        env.close()
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_IDS)
+def test_vector_entry_point_builds_the_fast_env(env_id: str) -> None:
+    env = gym.make_vec(env_id, 2, vectorization_mode="vector_entry_point")
+    assert isinstance(env, MuJoCoVectorEnv)
+    assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert env.max_episode_steps == gym.spec(env_id).max_episode_steps
+    single = gym.make(env_id)
+    assert env.single_observation_space == single.observation_space
+    assert env.single_action_space == single.action_space
+    assert env.get_attr("task") == (single.unwrapped.task,) * 2
+    env.close()
+
+
+def test_same_seed_same_rollout_and_seed_list() -> None:
+    env = gym.make_vec("metarl/AntVel-v0", 3, vectorization_mode="vector_entry_point")
+    first, _ = env.reset(seed=4)
+    again, _ = env.reset(seed=[4, 5, 6])
+    np.testing.assert_array_equal(first, again)
+    other, _ = env.reset(seed=[4, None, 9])
+    np.testing.assert_array_equal(other[0], first[0])
+    assert not np.array_equal(other[2], first[2])
+    env.close()
+
+
+def test_set_attr_checks_tasks_like_the_single_env() -> None:
+    env = gym.make_vec("metarl/HalfCheetahVel-v0", 3, vectorization_mode="vector_entry_point")
+    env.set_attr("task", VelocityTask(0.5))
+    assert env.get_attr("task") == (VelocityTask(0.5),) * 3
+    with pytest.raises(TypeError, match=r"task must be a VelocityTask, got DirectionTask\(direction=1.0\)"):
+        env.set_attr("task", [VelocityTask(1.0), DirectionTask(1.0), VelocityTask(1.0)])
+    with pytest.raises(ValueError, match=r"task field 'velocity' must lie in \[0.0, 2.0\], got 2.5"):
+        env.set_attr("task", [VelocityTask(1.0), VelocityTask(2.5), VelocityTask(1.0)])
+    with pytest.raises(ValueError, match=r"set_attr\('task'\) needs 3 values, got 2"):
+        env.set_attr("task", [VelocityTask(1.0)] * 2)
+    with pytest.raises(AttributeError, match="has no per-sub-env attribute 'goal'; only 'task'"):
+        env.set_attr("goal", [VelocityTask(1.0)] * 3)
+    with pytest.raises(AttributeError, match="only 'task'"):
+        env.get_attr("goal")
+    assert env.get_attr("task") == (VelocityTask(0.5),) * 3  # failed calls change nothing
+    env.close()
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="num_envs must be a positive integer, got 0"):
+        MuJoCoVectorEnv(HalfCheetahVelEnv, 0, 200)
+    with pytest.raises(ValueError, match="num_threads must be a positive integer or None, got 0"):
+        MuJoCoVectorEnv(HalfCheetahVelEnv, 2, 200, num_threads=0)
+    with pytest.raises(ValueError, match="env_class must be one of .*, got Navigation2DEnv"):
+        MuJoCoVectorEnv(Navigation2DEnv, 2, 200)
+    env = MuJoCoVectorEnv(HalfCheetahVelEnv, 2, 200)
+    with pytest.raises(gym.error.ResetNeeded, match="call reset"):
+        env.step(np.zeros((2, 6)))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 6\), got \(6,\)"):
+        env.step(np.zeros(6))
+    with pytest.raises(ValueError, match="seed must be an int, None or 2 seeds, got 3"):
+        env.reset(seed=[1, 2, 3])
+    env.close()
