@@ -3,6 +3,7 @@
 ``metarl train CONFIG.yaml [--seed N] [--run-dir DIR] [--set section.key=value ...]``
 ``metarl train --resume RUN_DIR [--set meta.iterations=N]``
 ``metarl evaluate RUN_DIR_OR_CHECKPOINT [--tasks 40] [--steps 3] [--episodes 20] [--seed 1] [--out DIR]``
+``metarl render RUN_DIR_OR_CHECKPOINT --task field=value [--steps 0,1,3] [--out rollout.gif|.mp4] [--viewer]``
 
 User mistakes end with one line on stderr and exit code 2; nothing already written is touched.
 """
@@ -199,6 +200,85 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    """``metarl render``: video (or live viewer) of the policy before and after k inner steps on one task."""
+    from metarl import render
+
+    gl_error = None
+    if not args.viewer:
+        # MUJOCO_GL takes effect only if set before mujoco is first imported, which build() may do.
+        try:
+            render.choose_gl_backend()
+        except ConfigError as exc:
+            gl_error = exc  # raised later only if a MuJoCo env must be filmed; 2-D plots need no OpenGL
+    target = Path(args.target)
+    state = load_checkpoint(target / "checkpoints" / "latest.pt" if target.is_dir() else target)
+    config = config_from_dict(state["config"])
+    if args.out:
+        out = Path(args.out)
+    elif target.is_dir():
+        out = target / "rollout.gif"
+    else:
+        out = (target.parent.parent if target.parent.name == "checkpoints" else target.parent) / "rollout.gif"
+    if args.episodes is not None and args.episodes < 1:
+        raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
+    options = render.RenderOptions(
+        task=args.task or [],
+        steps=render.parse_steps(args.steps),
+        out=out,
+        seed=config.evaluation.seed if args.seed is None else args.seed,
+        step_size=config.inner.step_size,
+        size=args.size,
+        horizon=args.horizon,
+        allow_out_of_range=args.allow_out_of_range,
+        viewer=args.viewer,
+        viewer_seconds=args.viewer_seconds,
+        gl_error=gl_error,
+    )
+    _, collector, learner = build(config, num_tasks=1, episodes=args.episodes)
+    learner.policy.load_state_dict(state["policy"])
+    try:
+        task, returns = render.render_run(learner, collector, config.env.id, options)
+    finally:
+        collector.close()
+    if not args.viewer:
+        print(f"wrote {out} ({task})")
+        print(
+            "return of the rendered episode after k steps: "
+            + ", ".join(f"{k}: {r:.2f}" for k, r in returns.items())
+        )
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """``metarl benchmark``: collector backends, physics limit and meta-iteration time, in one run."""
+    import json
+
+    import envs  # noqa: F401  (registers the metarl/* ids)
+    from metarl.benchmark import format_table, run_benchmark
+    from metarl.tasks import check_env_id
+
+    check_env_id(args.env)
+    if not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
+        raise ConfigError(
+            f"--env: {args.env!r} has no MuJoCo model; benchmark a metarl/HalfCheetah* or metarl/Ant* id"
+        )
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create {str(out.parent)!r}: {exc.strerror}") from None
+    result = run_benchmark(args.env, args.quick, build)
+    result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    result["command"] = " ".join(
+        ["metarl benchmark", "--env", args.env, *(["--quick"] if args.quick else [])]
+    )
+    out.write_text(json.dumps(result, indent=2))
+    print(format_table(result))
+    print(f"wrote {out}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of the console script."""
     parser = _Parser(prog="metarl", description="Model-agnostic meta-learning for Gymnasium and MuJoCo.")
@@ -220,6 +300,34 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, help="seed of the new tasks")
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
     evaluate.set_defaults(func=cmd_evaluate)
+    rend = commands.add_parser("render", help="video of the policy before and after adapting to one task")
+    rend.add_argument("target", help="a run directory or a checkpoint file")
+    rend.add_argument(
+        "--task", action="append", metavar="FIELD=VALUE", help="task field, e.g. velocity=1.5 or x=0.1,y=-0.2"
+    )
+    rend.add_argument(
+        "--steps", default="0,1", help="inner step counts to show, comma-separated (default 0,1)"
+    )
+    rend.add_argument("--out", help="a .gif or .mp4 file (default: RUN/rollout.gif)")
+    rend.add_argument(
+        "--episodes", type=int, help="support episodes per step (default: meta.episodes_per_task)"
+    )
+    rend.add_argument(
+        "--seed", type=int, help="seed of support episodes and resets (default: evaluation.seed)"
+    )
+    rend.add_argument(
+        "--allow-out-of-range", action="store_true", help="accept task values outside the ranges"
+    )
+    rend.add_argument("--viewer", action="store_true", help="play in the interactive MuJoCo viewer instead")
+    rend.add_argument("--size", type=int, default=240, help="panel height and width in pixels (default 240)")
+    rend.add_argument("--horizon", type=int, help="env steps per rendered episode (default: the env's)")
+    rend.add_argument("--viewer-seconds", type=float, help=argparse.SUPPRESS)
+    rend.set_defaults(func=cmd_render)
+    bench = commands.add_parser("benchmark", help="speed of the collector backends and of a meta-iteration")
+    bench.add_argument("--env", default="metarl/HalfCheetahVel-v0", help="a MuJoCo task id")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (under two minutes)")
+    bench.add_argument("--out", default="benchmark.json", help="JSON file to write (default: benchmark.json)")
+    bench.set_defaults(func=cmd_benchmark)
     return parser
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
 from envs.mujoco.common import check_num_tasks, check_task, disable_warmstart
 from envs.tasks import DirectionTask, GoalTask, VelocityTask
@@ -53,6 +54,10 @@ class AntTaskEnv(AntEnv):
     Args:
         task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
         render_mode: Gymnasium's MuJoCo render mode (``"human"``, ``"rgb_array"``, ...) or ``None``.
+        width: Width of rendered frames in pixels.
+        height: Height of rendered frames in pixels.
+        camera_name: The model camera that renders frames; the default ``"track"`` follows the robot (with
+            ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
     """
 
     task_type: ClassVar[type]
@@ -62,7 +67,14 @@ class AntTaskEnv(AntEnv):
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False
 
-    def __init__(self, task: Any | None = None, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        task: Any | None = None,
+        render_mode: str | None = None,
+        width: int = DEFAULT_SIZE,
+        height: int = DEFAULT_SIZE,
+        camera_name: str | None = "track",
+    ) -> None:
         self.task = self.default_task if task is None else task
         super().__init__(
             ctrl_cost_weight=CTRL_COST_WEIGHT,
@@ -70,6 +82,9 @@ class AntTaskEnv(AntEnv):
             healthy_reward=SURVIVE_REWARD,
             exclude_current_positions_from_observation=not self.observe_position,
             render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera_name,
         )
         disable_warmstart(self.model)
 
@@ -120,7 +135,13 @@ class AntTaskEnv(AntEnv):
 
     def __getstate__(self) -> dict[str, Any]:
         # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
-        kwargs = {"task": self.task, "render_mode": self.render_mode}
+        kwargs = {
+            "task": self.task,
+            "render_mode": self.render_mode,
+            "width": self.width,
+            "height": self.height,
+            "camera_name": self.camera_name,
+        }
         return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}
 
 

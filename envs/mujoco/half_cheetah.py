@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
 from envs.mujoco.common import check_num_tasks, check_task, disable_warmstart
 from envs.tasks import DirectionTask, VelocityTask
@@ -43,6 +44,10 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
     Args:
         task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
         render_mode: Gymnasium's MuJoCo render mode (``"human"``, ``"rgb_array"``, ...) or ``None``.
+        width: Width of rendered frames in pixels.
+        height: Height of rendered frames in pixels.
+        camera_name: The model camera that renders frames; the default ``"track"`` follows the robot (with
+            ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
     """
 
     task_type: ClassVar[type]
@@ -50,9 +55,22 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
     #: Allowed closed range of every task field; :meth:`set_task` checks against it.
     task_ranges: ClassVar[dict[str, tuple[float, float]]]
 
-    def __init__(self, task: Any | None = None, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        task: Any | None = None,
+        render_mode: str | None = None,
+        width: int = DEFAULT_SIZE,
+        height: int = DEFAULT_SIZE,
+        camera_name: str | None = "track",
+    ) -> None:
         self.task = self.default_task if task is None else task
-        super().__init__(ctrl_cost_weight=CTRL_COST_WEIGHT, render_mode=render_mode)
+        super().__init__(
+            ctrl_cost_weight=CTRL_COST_WEIGHT,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera_name,
+        )
         disable_warmstart(self.model)
 
     @property
@@ -98,7 +116,13 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
 
     def __getstate__(self) -> dict[str, Any]:
         # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
-        kwargs = {"task": self.task, "render_mode": self.render_mode}
+        kwargs = {
+            "task": self.task,
+            "render_mode": self.render_mode,
+            "width": self.width,
+            "height": self.height,
+            "camera_name": self.camera_name,
+        }
         return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}
 
 
