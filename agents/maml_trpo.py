@@ -259,7 +259,7 @@ class MAMLTRPO:
             "trpo/grad_norm": grad.norm().item(),
             "trpo/step_norm": (result.params - theta).norm().item(),
             "policy/std_mean": self.policy.log_std.exp().mean().item(),
-            "meta/env_steps": float(sum(b.lengths.sum().item() for b in (*meta_batch.support, meta_batch.query))),
+            "meta/env_steps": float(sum(b.lengths.sum() for b in (*meta_batch.support, meta_batch.query))),
         }
         metrics.update({f"inner/return_step{k}": r for k, r in enumerate(returns)})
         return metrics

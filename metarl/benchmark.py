@@ -1,0 +1,259 @@
+"""``metarl benchmark``: speed of the collector's backends and of a meta-iteration, measured in one run.
+
+Everything is timed in the same process on the same machine, so the ratios are comparable; absolute
+numbers move with machine load (quote medians and ratios). The learner and policy come from the caller
+(``metarl.cli``), so this module stays generic.
+"""
+
+from __future__ import annotations
+
+import functools
+import resource
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from metarl.collect import PolicyFn, VectorCollector, make_vector_env
+from metarl.types import Task
+
+BACKENDS = ("fast", "gymnasium-sync", "gymnasium-async", "sb3-dummy", "sb3-subproc")
+
+
+class SB3VectorEnv(VectorEnv):
+    """A stable-baselines3 ``VecEnv`` behind Gymnasium's ``VectorEnv`` API, for the same collector to drive.
+
+    SB3 resets a finished sub-env inside the step that ended it (Gymnasium's ``SAME_STEP``). Tasks are set
+    with ``env_method("set_task", ...)`` per sub-env: SB3's ``set_attr`` would set the attribute on the
+    outermost wrapper, where the env never sees it.
+
+    Args:
+        venv: an SB3 ``DummyVecEnv`` or ``SubprocVecEnv`` of task envs.
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, venv: Any) -> None:
+        """Wrap ``venv``."""
+        self.venv = venv
+        self.num_envs = venv.num_envs
+        self.single_observation_space = venv.observation_space
+        self.single_action_space = venv.action_space
+        self.observation_space = batch_space(venv.observation_space, self.num_envs)
+        self.action_space = batch_space(venv.action_space, self.num_envs)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset every sub-env (sub-env ``i`` seeded ``seed + i``)."""
+        if seed is not None:
+            self.venv.seed(seed)
+        return self.venv.reset(), {}
+
+    def step(self, actions: np.ndarray):
+        """One step of every sub-env, as Gymnasium's 5-tuple."""
+        obs, rewards, dones, infos = self.venv.step(actions)
+        truncated = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+        return obs, rewards, dones & ~truncated, truncated, {}
+
+    def set_attr(self, name: str, values: Sequence[Any] | Any) -> None:
+        """Set ``task`` per sub-env through the env's ``set_task``."""
+        if name != "task":
+            raise AttributeError(f"only 'task' can be set, not {name!r}")
+        values = list(values) if isinstance(values, (list, tuple)) else [values] * self.num_envs
+        for i, value in enumerate(values):
+            self.venv.env_method("set_task", value, indices=[i])
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Close the SB3 env."""
+        self.venv.close()
+
+
+def make_backend(env_id: str, num_envs: int, backend: str) -> VectorEnv:
+    """Build ``num_envs`` sub-envs of ``env_id`` with one of :data:`BACKENDS`."""
+    if backend == "fast":
+        return make_vector_env(env_id, num_envs, "auto")
+    if backend.startswith("gymnasium-"):
+        return make_vector_env(env_id, num_envs, backend.removeprefix("gymnasium-"))
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    # the spec, not the id: worker processes have not imported the package that registered the id
+    spec = gym.spec(env_id)
+    factories = [functools.partial(gym.make, spec) for _ in range(num_envs)]
+    venv = (
+        DummyVecEnv(factories)
+        if backend == "sb3-dummy"
+        else SubprocVecEnv(factories, start_method="forkserver")
+    )
+    return SB3VectorEnv(venv)
+
+
+def collection_rate(
+    collector: VectorCollector, tasks: Sequence[Task], policy: PolicyFn, repeats: int
+) -> tuple[float, list[float]]:
+    """Median env steps per second of ``collector.collect`` with the policy in the loop, and every sample."""
+    rates = []
+    for seed in range(repeats):
+        start = time.perf_counter()
+        batch = collector.collect(tasks, policy, seed=seed)
+        rates.append(float(batch.lengths.sum()) / (time.perf_counter() - start))
+    return statistics.median(rates), rates
+
+
+def physics_rate(env_id: str, num_envs: int, horizon: int, repeats: int, threads: int) -> float:
+    """Median env steps/s of open-loop ``mujoco.rollout`` (no policy, no rewards): the physics limit."""
+    import mujoco
+    import mujoco.rollout
+
+    env = gym.make(env_id).unwrapped
+    model, frame_skip = env.model, env.frame_skip
+    data = [mujoco.MjData(model) for _ in range(threads)]
+    state = np.zeros((1, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
+    env.reset(seed=0)
+    mujoco.mj_getState(model, env.data, state[0], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    initial = np.repeat(state, num_envs, axis=0)
+    control = np.zeros((num_envs, horizon * frame_skip, model.nu))
+    rates = []
+    with mujoco.rollout.Rollout(nthread=threads) as pool:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            pool.rollout(model, data, initial, control, chunk_size=max(1, num_envs // threads))
+            rates.append(num_envs * horizon / (time.perf_counter() - start))
+    env.close()
+    return statistics.median(rates)
+
+
+def time_meta_iterations(
+    sample: Callable[[], Any], step: Callable[[Any], dict[str, float]], repeats: int
+) -> dict[str, float]:
+    """Median seconds of sampling, inner adaptation and meta-update over ``repeats`` meta-iterations."""
+    parts: dict[str, list[float]] = {"sampling": [], "adaptation": [], "meta_update": [], "total": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        meta_batch = sample()
+        middle = time.perf_counter()
+        step(meta_batch)
+        parts["meta_update"].append(time.perf_counter() - middle)
+        parts["sampling"].append(meta_batch.timings["time/sampling"])
+        parts["adaptation"].append(meta_batch.timings["time/adaptation"])
+        parts["total"].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in parts.items()}
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The printed summary of a benchmark result."""
+    lines = [f"env {results['env_id']}, {results['num_envs']} sub-envs, horizon {results['horizon']}"]
+    fast = results["collectors"].get("fast", {}).get("steps_per_s")
+    for name, row in results["collectors"].items():
+        if "error" in row:
+            lines.append(f"  collector {name:16s} failed: {row['error']}")
+            continue
+        ratio = f"  fast/this {fast / row['steps_per_s']:.2f}x" if fast else ""
+        lines.append(f"  collector {name:16s} {row['steps_per_s']:10.0f} env steps/s{ratio}")
+    physics = results.get("physics_steps_per_s")
+    if physics:
+        share = f" (fast collector = {fast / physics:.0%} of it)" if fast else ""
+        lines.append(f"  physics limit (mujoco.rollout, no policy) {physics:10.0f} env steps/s{share}")
+    for name, row in results.get("meta_iterations", {}).items():
+        lines.append(
+            f"  meta-iteration {name}: {row['total']:.2f} s (sampling {row['sampling']:.2f}, adaptation "
+            f"{row['adaptation']:.2f}, meta-update {row['meta_update']:.2f}); "
+            f"peak memory {row['peak_mib']:.0f} MiB"
+        )
+    return "\n".join(lines)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """A torch generator for action noise (nothing global is seeded)."""
+    return torch.Generator().manual_seed(seed)
+
+
+#: process-per-env backends start a Python process per sub-env; more than this exhausts memory here
+PROCESS_BACKEND_MAX_ENVS = 40
+Builder = Callable[..., tuple[Any, VectorCollector, Any]]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+
+
+def run_benchmark(
+    env_id: str, quick: bool, build: Builder, backends: Sequence[str] = BACKENDS, threads: int = 2
+) -> dict[str, Any]:
+    """Measure collectors, the physics limit and meta-iterations for ``env_id``.
+
+    Args:
+        env_id: a registered MuJoCo task id (the physics limit needs a MuJoCo model).
+        quick: small sizes and one repeat, for a check in under two minutes.
+        build: ``build(config, num_tasks, episodes) -> (distribution, collector, learner)``, i.e.
+            ``metarl.cli.build``.
+        backends: which of :data:`BACKENDS` to time.
+        threads: threads for the physics limit (one per core).
+
+    Returns:
+        Plain data: sizes, ``collectors`` (steps/s per backend), ``physics_steps_per_s`` and
+        ``meta_iterations``.
+    """
+    from metarl.config import Config
+
+    n, e, horizon, repeats = (2, 3, 40, 1) if quick else (40, 20, 200, 3)
+    config = Config()
+    config.env.id = env_id
+    config.meta.batch_size, config.meta.episodes_per_task = n, e
+    distribution, collector, learner = build(config, n, e)
+    collector.close()
+    tasks = distribution.sample_tasks(n, np.random.default_rng(0))
+    policy = learner.policy_fn(learner.initial_params(n), seed_everything(0))
+    results: dict[str, Any] = {"env_id": env_id, "num_envs": n * e, "horizon": horizon, "repeats": repeats}
+    results["collectors"] = {}
+    for backend in backends:
+        n_b = (
+            n if not backend.endswith(("async", "subproc")) else max(1, min(n, PROCESS_BACKEND_MAX_ENVS // e))
+        )
+        try:
+            start = time.perf_counter()
+            env = make_backend(env_id, n_b * e, backend)
+            startup = time.perf_counter() - start
+            backend_collector = VectorCollector(env, n_b, e, horizon)
+            policy_b = learner.policy_fn(learner.initial_params(n_b), seed_everything(0))
+            rate, samples = collection_rate(backend_collector, tasks[:n_b], policy_b, repeats)
+            backend_collector.close()
+            results["collectors"][backend] = {
+                "steps_per_s": rate,
+                "samples": samples,
+                "num_envs": n_b * e,
+                "startup_s": startup,
+            }
+        except Exception as exc:  # a backend that cannot run here is reported, the others still run
+            results["collectors"][backend] = {"error": _one_line(exc)}
+    del policy
+    results["physics_steps_per_s"] = physics_rate(env_id, n * e, horizon, repeats, threads)
+    sizes = {"quick": (n, e, horizon)} if quick else {"160k": (40, 20, 100), "320k": (40, 20, 200)}
+    results["meta_iterations"] = {}
+    for name, (n_m, e_m, h_m) in sizes.items():
+        config.meta.batch_size, config.meta.episodes_per_task = n_m, e_m
+        distribution, collector, learner = build(config, n_m, e_m)
+        collector.close()
+        collector = VectorCollector(make_vector_env(env_id, n_m * e_m), n_m, e_m, h_m)
+        rng, gen = np.random.default_rng(1), seed_everything(1)
+        row = time_meta_iterations(
+            lambda: learner.sample(collector, distribution.sample_tasks(n_m, rng), rng, gen),  # noqa: B023
+            learner.step,
+            repeats,
+        )
+        row["env_steps"] = 2 * n_m * e_m * h_m
+        row["physics_s"] = row["env_steps"] / results["physics_steps_per_s"]
+        row["peak_mib"] = peak_memory_mib()
+        results["meta_iterations"][name] = row
+        collector.close()
+    return results

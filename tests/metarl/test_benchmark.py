@@ -1,0 +1,61 @@
+"""`metarl benchmark --quick` runs every backend through the same collector and writes well-formed JSON.
+
+Speed itself is not asserted here (shared 2-core machines are noisy); docs/BENCHMARKS.md holds the figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from metarl.benchmark import BACKENDS, SB3VectorEnv, make_backend
+from metarl.cli import main
+from metarl.collect import VectorCollector
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_quick_benchmark_writes_json_with_every_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--env", "metarl/HalfCheetahVel-v0", "--quick", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["collectors"]) == set(BACKENDS)
+    for name, row in result["collectors"].items():
+        assert "error" not in row, (name, row)
+        assert row["steps_per_s"] > 0
+    assert result["physics_steps_per_s"] > 0
+    assert {"sampling", "adaptation", "meta_update", "total", "peak_mib"} <= set(
+        result["meta_iterations"]["quick"]
+    )
+    assert "physics limit" in capsys.readouterr().out
+
+
+def test_sb3_backends_give_the_same_batch_as_gymnasium_sync() -> None:
+    """The adapter sets tasks on the base envs (SB3's set_attr would hit the outer wrapper) and maps dones."""
+    tasks = [envs.VelocityTask(0.5), envs.VelocityTask(1.5)]
+    batches = []
+    for backend in ("gymnasium-sync", "sb3-dummy"):
+        collector = VectorCollector(make_backend("metarl/HalfCheetahVel-v0", 4, backend), 2, 2, 15)
+        g = torch.Generator().manual_seed(0)
+        batches.append(
+            collector.collect(tasks, lambda o, g=g: torch.randn(o.shape[:-1] + (6,), generator=g), 3)
+        )
+        collector.close()
+    assert isinstance(make_backend("metarl/HalfCheetahVel-v0", 1, "sb3-dummy"), SB3VectorEnv)
+    np.testing.assert_allclose(batches[0].rewards, batches[1].rewards, rtol=0, atol=1e-6)
+    assert not torch.allclose(batches[0].rewards[0], batches[0].rewards[1])
+
+
+def test_unknown_env_for_benchmark_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["benchmark", "--env", "metarl/HalfCheetahVell-v0", "--quick"]) == 2
+    assert "did you mean" in capsys.readouterr().err
