@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
-from envs.mujoco.common import check_num_tasks, check_task, disable_warmstart
+from envs.mujoco.common import TaskEnvMixin, check_num_tasks, disable_warmstart
 from envs.tasks import DirectionTask, GoalTask, VelocityTask
 
 #: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
@@ -25,7 +25,7 @@ CONTACT_COST_WEIGHT = 5e-4
 SURVIVE_REWARD = 0.05
 
 
-class AntTaskEnv(AntEnv):
+class AntTaskEnv(TaskEnvMixin, AntEnv):
     """Gymnasium's Ant-v5 with a settable task; subclasses define the task reward term and the tasks.
 
     - Reward: ``task term + 0.05 (survive) - 0.005 * |a|^2 - 5e-4 * sum(clip(cfrc_ext, -1, 1)^2)``.
@@ -60,10 +60,6 @@ class AntTaskEnv(AntEnv):
             ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
     """
 
-    task_type: ClassVar[type]
-    default_task: ClassVar[Any]
-    #: Allowed closed range of every task field; :meth:`set_task` checks against it.
-    task_ranges: ClassVar[dict[str, tuple[float, float]]]
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False
 
@@ -88,38 +84,6 @@ class AntTaskEnv(AntEnv):
         )
         disable_warmstart(self.model)
 
-    @property
-    def task(self) -> Any:
-        """The current task; assigning checks it like :meth:`set_task` (``VectorEnv.set_attr`` assigns)."""
-        return self._task
-
-    @task.setter
-    def task(self, task: Any) -> None:
-        self._task = check_task(task, self.task_type, self.task_ranges)
-
-    def set_task(self, task: Any) -> None:
-        """Use ``task`` from the next step on.
-
-        Raises:
-            TypeError: ``task`` is not of the env's task type.
-            ValueError: A field is outside :attr:`task_ranges`.
-        """
-        self.task = task
-
-    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Any]:
-        """Draw ``n`` tasks with ``rng`` alone (neither the global nor the env's RNG is used)."""
-        raise NotImplementedError
-
-    def task_reward(self, x_velocity: float) -> dict[str, float]:
-        """The task's reward term, named (``{"reward_forward": ...}``), after a step at ``x_velocity``."""
-        raise NotImplementedError
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Step Gymnasium's Ant and add the task to ``info``."""
-        observation, reward, terminated, truncated, info = super().step(action)
-        info["task"] = self.task
-        return observation, reward, terminated, truncated, info
-
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
         # Gymnasium v5's reward hook, called by its step() after the simulation.
         terms = {
@@ -129,20 +93,6 @@ class AntTaskEnv(AntEnv):
             "reward_contact": -self.contact_cost,
         }
         return sum(terms.values()), terms
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        return {**super()._get_reset_info(), "task": self.task}
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
-        kwargs = {
-            "task": self.task,
-            "render_mode": self.render_mode,
-            "width": self.width,
-            "height": self.height,
-            "camera_name": self.camera_name,
-        }
-        return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}
 
 
 class AntVelEnv(AntTaskEnv):

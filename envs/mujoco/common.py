@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import warnings
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import mujoco
+import numpy as np
 
 TaskT = TypeVar("TaskT")
 
@@ -71,3 +72,50 @@ def install_warning_handler() -> None:
     directory, once per model load, i.e. once per sub-env.
     """
     mujoco.set_mju_user_warning(_forward_mujoco_warning)
+
+
+class TaskEnvMixin:
+    """The task plumbing of the MuJoCo task envs, mixed in before Gymnasium's env class.
+
+    Subclasses set ``task_type``, ``default_task`` and ``task_ranges``, define ``sample_tasks(n, rng)``, and
+    assign ``self.task`` in ``__init__`` (before Gymnasium's constructor, whose reset already reads it).
+    ``VectorEnv.set_attr("task", ...)`` assigns the attribute, so assignment validates like :meth:`set_task`.
+    """
+
+    task_type: ClassVar[type]
+    default_task: ClassVar[Any]
+    #: Allowed closed range of every task field; :meth:`set_task` checks against it.
+    task_ranges: ClassVar[dict[str, tuple[float, float]]]
+
+    @property
+    def task(self) -> Any:
+        """The current task; assigning checks it like :meth:`set_task`."""
+        return self._task
+
+    @task.setter
+    def task(self, task: Any) -> None:
+        self._task = check_task(task, self.task_type, self.task_ranges)
+
+    def set_task(self, task: Any) -> None:
+        """Use ``task`` from the next step on.
+
+        Raises:
+            TypeError: ``task`` is not of the env's task type.
+            ValueError: A field is outside :attr:`task_ranges`.
+        """
+        self.task = task
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Step the Gymnasium env and add the task to ``info``."""
+        observation, reward, terminated, truncated, info = super().step(action)  # type: ignore[misc]
+        info["task"] = self.task
+        return observation, reward, terminated, truncated, info
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {**super()._get_reset_info(), "task": self.task}  # type: ignore[misc]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
+        names = ("render_mode", "width", "height", "camera_name")
+        kwargs = {"task": self.task, **{name: getattr(self, name) for name in names}}
+        return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}

@@ -7,20 +7,20 @@ and how they differ from Gymnasium and from cbfinn/maml_rl.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
-from envs.mujoco.common import check_num_tasks, check_task, disable_warmstart
+from envs.mujoco.common import TaskEnvMixin, check_num_tasks, disable_warmstart
 from envs.tasks import DirectionTask, VelocityTask
 
 #: 0.1 * 0.5 in the original code: weight of ``|a|^2`` in the control cost.
 CTRL_COST_WEIGHT = 0.05
 
 
-class HalfCheetahTaskEnv(HalfCheetahEnv):
+class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
     """Gymnasium's HalfCheetah-v5 with a settable task; subclasses define the forward reward and the tasks.
 
     - Reward: ``reward_forward - 0.05 * |a|^2``; ``reward_forward`` depends on the task (see the subclass).
@@ -50,11 +50,6 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
             ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
     """
 
-    task_type: ClassVar[type]
-    default_task: ClassVar[Any]
-    #: Allowed closed range of every task field; :meth:`set_task` checks against it.
-    task_ranges: ClassVar[dict[str, tuple[float, float]]]
-
     def __init__(
         self,
         task: Any | None = None,
@@ -73,57 +68,11 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
         )
         disable_warmstart(self.model)
 
-    @property
-    def task(self) -> Any:
-        """The current task; assigning checks it like :meth:`set_task` (``VectorEnv.set_attr`` assigns)."""
-        return self._task
-
-    @task.setter
-    def task(self, task: Any) -> None:
-        self._task = check_task(task, self.task_type, self.task_ranges)
-
-    def set_task(self, task: Any) -> None:
-        """Use ``task`` from the next step on.
-
-        Raises:
-            TypeError: ``task`` is not of the env's task type.
-            ValueError: A field is outside :attr:`task_ranges`.
-        """
-        self.task = task
-
-    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Any]:
-        """Draw ``n`` tasks with ``rng`` alone (neither the global nor the env's RNG is used)."""
-        raise NotImplementedError
-
-    def forward_reward(self, x_velocity: float) -> float:
-        """The task's reward for moving at ``x_velocity`` (m/s along x)."""
-        raise NotImplementedError
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Step Gymnasium's HalfCheetah and add the task to ``info``."""
-        observation, reward, terminated, truncated, info = super().step(action)
-        info["task"] = self.task
-        return observation, reward, terminated, truncated, info
-
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
         # Gymnasium v5's reward hook, called by its step() after the simulation.
         forward = self.forward_reward(x_velocity)
         ctrl_cost = self.control_cost(action)
         return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        return {**super()._get_reset_info(), "task": self.task}
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
-        kwargs = {
-            "task": self.task,
-            "render_mode": self.render_mode,
-            "width": self.width,
-            "height": self.height,
-            "camera_name": self.camera_name,
-        }
-        return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}
 
 
 class HalfCheetahVelEnv(HalfCheetahTaskEnv):
