@@ -337,7 +337,7 @@ class MuJoCoVectorEnv(VectorEnv):
 
         Raises:
             AttributeError: ``name`` is not ``"task"``.
-            ValueError: A list of the wrong length, or a task field outside the env's ``task_ranges``.
+            ValueError: A list of the wrong length, or a task field that is not finite.
             TypeError: A value is not of the env's task type.
         """
         if name != "task":
@@ -345,7 +345,7 @@ class MuJoCoVectorEnv(VectorEnv):
         values = list(values) if isinstance(values, list | tuple) else [values] * self.num_envs
         if len(values) != self.num_envs:
             raise ValueError(f"set_attr('task') needs {self.num_envs} values, got {len(values)}")
-        tasks = tuple(check_task(task, self._env.task_type, self._env.task_ranges) for task in values)
+        tasks = tuple(check_task(task, self._env.task_type) for task in values)
         self._task_list, self._tasks = tasks, task_array(tasks)
         self._task_objects = np.empty(self.num_envs, dtype=object)
         self._task_objects[:] = tasks

@@ -141,12 +141,12 @@ def test_allow_out_of_range_renders_an_unseen_goal(runs: dict[str, Path], tmp_pa
 
 
 @pytest.mark.mujoco
-def test_out_of_range_velocity_refused_by_the_env_is_one_line(runs: dict[str, Path], capsys, gl) -> None:
-    # HalfCheetahVelEnv checks its task against task_ranges itself, so extrapolation is refused there.
-    args = ["render", str(runs["cheetah"]), "--task", "velocity=2.5", "--steps", "0", "--allow-out-of-range"]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "HalfCheetahVelEnv refuses VelocityTask(velocity=2.5)" in err
+def test_out_of_range_velocity_renders_with_the_flag(runs: dict[str, Path], tmp_path: Path, capsys, gl):
+    args = ["render", str(runs["cheetah"]), "--task", "velocity=2.5", "--steps", "0", "--horizon", "3"]
+    assert main([*args, "--out", str(tmp_path / "c.gif")]) == 2
+    assert "outside the task distribution" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "c.gif"), "--allow-out-of-range"]) == 0
+    assert len(gif_frames(tmp_path / "c.gif")) == 3
 
 
 def test_repeated_and_comma_separated_task_fields_agree() -> None:
