@@ -126,7 +126,7 @@ class AntDirEnv(AntTaskEnv):
     """Ant running forward or backward along x.
 
     - Task distribution: ``direction`` is -1 or +1 with equal probability
-      (:class:`~envs.tasks.DirectionTask`); default +1. :meth:`set_task` accepts any direction in ``[-1, 1]``.
+      (:class:`~envs.tasks.DirectionTask`); default +1. :meth:`set_task` accepts any finite direction.
     - Reward: ``direction * v_x + 0.05 - ctrl - contact``; ``reward_forward = direction * v_x``.
     - Observation ``(105,)``, termination and horizon 200: see :class:`AntTaskEnv`, which also lists the
       differences from Gymnasium v5 and from cbfinn/maml_rl (``ant_env_rand_direc``).

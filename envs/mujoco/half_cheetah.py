@@ -105,7 +105,7 @@ class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     """HalfCheetah running forward or backward.
 
     - Task distribution: ``direction`` is -1 or +1 with equal probability
-      (:class:`~envs.tasks.DirectionTask`); default +1. :meth:`set_task` accepts any direction in ``[-1, 1]``.
+      (:class:`~envs.tasks.DirectionTask`); default +1. :meth:`set_task` accepts any finite direction.
     - Reward: ``direction * v_x - 0.05 * |a|^2`` (``reward_forward = direction * v_x``).
     - Observation ``(17,)``, no termination, horizon 200: see :class:`HalfCheetahTaskEnv`, which also lists
       the differences from Gymnasium v5 and from cbfinn/maml_rl (``half_cheetah_env_rand_direc``).
