@@ -181,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
-    for key in ("tasks", "steps", "episodes", "seed"):
+    for key in ("tasks", "steps", "episodes", "seed", "first_step_size", "later_step_size"):
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
     config = config_from_dict(config_to_dict(config))
@@ -222,12 +222,14 @@ def cmd_render(args: argparse.Namespace) -> int:
         out = (target.parent.parent if target.parent.name == "checkpoints" else target.parent) / "rollout.gif"
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
+    steps = render.parse_steps(args.steps)
+    config.evaluation.steps = max(steps)
     options = render.RenderOptions(
         task=args.task or [],
-        steps=render.parse_steps(args.steps),
+        steps=steps,
         out=out,
         seed=config.evaluation.seed if args.seed is None else args.seed,
-        step_size=config.inner.step_size,
+        step_sizes=config.evaluation_step_sizes,
         size=args.size,
         horizon=args.horizon,
         allow_out_of_range=args.allow_out_of_range,
@@ -298,6 +300,12 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", type=int, help="inner steps")
     evaluate.add_argument("--episodes", type=int, help="episodes per task and step")
     evaluate.add_argument("--seed", type=int, help="seed of the new tasks")
+    evaluate.add_argument(
+        "--first-step-size", type=float, help="alpha of the first step (default: inner.step_size)"
+    )
+    evaluate.add_argument(
+        "--later-step-size", type=float, help="alpha of later steps (default: half the first)"
+    )
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
     evaluate.set_defaults(func=cmd_evaluate)
     rend = commands.add_parser("render", help="video of the policy before and after adapting to one task")

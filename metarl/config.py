@@ -131,15 +131,19 @@ class EvaluationConfig:
 
     Attributes:
         tasks: new tasks (paper: 40).
-        steps: inner steps (paper: 3); step ``k`` uses alpha for ``k = 1`` and alpha/2 after.
+        steps: inner steps (paper: 3).
         episodes: episodes per task and step (paper: 20).
         seed: seed of the evaluation tasks; its stream is disjoint from training's.
+        first_step_size: step size of the first inner step; 0 means ``inner.step_size`` (paper: alpha).
+        later_step_size: step size of every later step; 0 means half the first (paper: alpha / 2).
     """
 
     tasks: int = 40
     steps: int = 3
     episodes: int = 20
     seed: int = 1
+    first_step_size: float = 0.0
+    later_step_size: float = 0.0
 
 
 @dataclass
@@ -179,6 +183,13 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
+    @property
+    def evaluation_step_sizes(self) -> list[float]:
+        """One step size per evaluation step: the first, then the later ones (paper: alpha, alpha/2, ...)."""
+        first = self.evaluation.first_step_size or self.inner.step_size
+        later = self.evaluation.later_step_size or first / 2
+        return [first if k == 0 else later for k in range(self.evaluation.steps)]
+
 
 #: (field path, predicate, what is allowed)
 _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
@@ -213,6 +224,8 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("evaluation.steps", lambda v: v >= 0, "an integer >= 0"),
     ("evaluation.episodes", lambda v: v >= 2, "an integer >= 2"),
     ("evaluation.seed", lambda v: v >= 0, "an integer >= 0"),
+    ("evaluation.first_step_size", lambda v: v >= 0, "a number >= 0 (0: inner.step_size)"),
+    ("evaluation.later_step_size", lambda v: v >= 0, "a number >= 0 (0: half the first step size)"),
     ("logging.checkpoint_every", lambda v: v >= 1, "an integer >= 1"),
 ]
 

@@ -29,7 +29,7 @@ from torch.func import functional_call
 
 from metarl.collect import VectorCollector
 from metarl.errors import ConfigError, closest
-from metarl.evaluation import Adapter, paper_step_sizes
+from metarl.evaluation import Adapter
 from metarl.functional import Params
 from metarl.seeding import evaluation_generators
 from metarl.types import Task
@@ -52,7 +52,7 @@ class RenderOptions:
         steps: inner step counts to show, e.g. ``[0, 1, 3]``.
         out: ``.gif`` or ``.mp4`` path (ignored by the viewer).
         seed: seed of the support episodes, action noise and resets (evaluation stream).
-        step_size: inner step size ``alpha``.
+        step_sizes: one step size per inner step, at least ``max(steps)`` (paper: alpha, alpha/2, ...).
         size: height and width of one panel in pixels.
         horizon: env steps per rendered episode (``None``: the collector's horizon).
         allow_out_of_range: accept task values outside the distribution's ``task_ranges``.
@@ -65,7 +65,7 @@ class RenderOptions:
     steps: list[int]
     out: Path
     seed: int
-    step_size: float
+    step_sizes: list[float]
     size: int = 240
     horizon: int | None = None
     allow_out_of_range: bool = False
@@ -331,7 +331,7 @@ def render_run(
     try:
         task = parse_task(options.task, env, options.allow_out_of_range)
         rng, generator = evaluation_generators(options.seed)
-        sizes = paper_step_sizes(options.step_size, max(options.steps))
+        sizes = options.step_sizes[: max(options.steps)]
         params = adapted_params(learner, collector, task, options.steps, sizes, rng, generator)
         policies = {k: mean_action(learner.policy, p) for k, p in params.items()}
         if options.viewer:

@@ -19,7 +19,7 @@ from torch import nn
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.collect import VectorCollector
 from metarl.config import Config, config_to_dict
-from metarl.evaluation import adaptation_curve, paper_step_sizes, write_adaptation_files
+from metarl.evaluation import adaptation_curve, write_adaptation_files
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
 from metarl.seeding import evaluation_generators, training_generators
 from metarl.tasks import TaskDistribution
@@ -169,7 +169,7 @@ def evaluate_run(
     """Adaptation curve of the current policy on ``config.evaluation`` new tasks, written to ``run_dir``."""
     rng, gen = evaluation_generators(config.evaluation.seed)
     tasks = distribution.sample_tasks(config.evaluation.tasks, rng)
-    step_sizes = paper_step_sizes(config.inner.step_size, config.evaluation.steps)
+    step_sizes = config.evaluation_step_sizes
     curve = adaptation_curve(learner, collector, tasks, step_sizes, rng, gen)
     meta = {"env_id": config.env.id, "seed": config.evaluation.seed, "step_sizes": step_sizes}
     return write_adaptation_files(run_dir, {"maml": curve}, tasks, meta)
