@@ -22,10 +22,10 @@ import torch
 import yaml
 
 from metarl.checkpoint import load_checkpoint
-from metarl.collect import VectorCollector, make_collector
+from metarl.collect import make_collector
 from metarl.config import Config, config_from_dict, config_to_dict, load_config
 from metarl.errors import CheckpointError, ConfigError
-from metarl.tasks import TaskDistribution, import_task_modules, make_task_distribution
+from metarl.tasks import import_task_modules, make_task_distribution
 
 #: keys that may change when resuming a run; any other difference is a different experiment
 RESUMABLE_CHANGES = ("meta.iterations", "logging.")
@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
     collector.close()
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
-    summary = _evaluate(config, run_dir, learner, distribution)
+    summary = _evaluate_methods(config, run_dir, learner, distribution, [], [])
     if metrics:
         print(
             f"last iteration: return before {metrics['meta/return_before']:.2f}, "
@@ -151,22 +151,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     _print_summary(summary)
     return 0
-
-
-def _evaluate(config: Config, out_dir: Path, learner, distribution: TaskDistribution) -> dict:
-    from metarl.training import evaluate_run
-
-    collector: VectorCollector = make_collector(
-        config.env.id,
-        config.evaluation.tasks,
-        config.evaluation.episodes,
-        config.collector.vectorization,
-        rescale_actions=config.collector.rescale_actions,
-    )
-    try:
-        return evaluate_run(config, out_dir, learner, collector, distribution)
-    finally:
-        collector.close()
 
 
 def _print_summary(summary: dict) -> None:
@@ -185,6 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
     config = config_from_dict(config_to_dict(config))
+    compared = [_read_compared(Path(other)) for other in args.compare or []]
     distribution, collector, learner = build(config, num_tasks=1, episodes=2)
     collector.close()
     learner.policy.load_state_dict(state["policy"])
@@ -194,10 +179,80 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir = target
     else:  # RUN/checkpoints/x.pt -> RUN; a loose checkpoint -> its folder
         out_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
-    summary = _evaluate(config, out_dir, learner, distribution)
+    summary = _evaluate_methods(config, out_dir, learner, distribution, args.baselines or [], compared)
     print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
     _print_summary(summary)
     return 0
+
+
+#: step sizes tried for the random-initialisation baseline, as multiples of inner.step_size (the paper picked
+#: the baselines' step sizes from a small grid)
+RANDOM_STEP_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def _read_compared(path: Path) -> tuple[str, dict, list]:
+    from metarl.evaluation import read_adaptation_csv
+
+    csv_path = path / "adaptation.csv" if path.is_dir() else path
+    try:
+        curves, tasks = read_adaptation_csv(csv_path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return str(csv_path), curves, tasks
+
+
+def _evaluate_methods(
+    config: Config, out_dir: Path, learner, distribution, baselines: list[str], compared: list
+):
+    """MAML's curve, the requested baselines and the compared runs' curves, all on the same new tasks."""
+    from metarl.evaluation import adaptation_curve, same_tasks, write_adaptation_files
+    from metarl.seeding import evaluation_generators
+
+    collector = make_collector(
+        config.env.id,
+        config.evaluation.tasks,
+        config.evaluation.episodes,
+        config.collector.vectorization,
+        rescale_actions=config.collector.rescale_actions,
+    )
+
+    def curve_of(adapter, step_sizes: list[float]):
+        rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
+        tasks = distribution.sample_tasks(config.evaluation.tasks, rng)
+        return tasks, adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
+
+    try:
+        tasks, curve = curve_of(learner, config.evaluation_step_sizes)
+        curves = {"maml": curve}
+        meta = {
+            "env_id": config.env.id,
+            "seed": config.evaluation.seed,
+            "step_sizes": config.evaluation_step_sizes,
+        }
+        if "random" in baselines:
+            random_config = config_from_dict(
+                {**config_to_dict(config), "seed": config.evaluation.seed + 10_000}
+            )
+            _, probe, random_learner = build(random_config, num_tasks=1, episodes=2)
+            probe.close()
+            trials = {}
+            for factor in RANDOM_STEP_GRID:
+                first = factor * config.inner.step_size
+                sizes = [first if k == 0 else first / 2 for k in range(config.evaluation.steps)]
+                trials[first] = curve_of(random_learner, sizes)[1]
+            best = max(trials, key=lambda a: trials[a][:, -1].mean().item())
+            curves["random"] = trials[best]
+            meta["random_step_size"] = best
+        for name, other_curves, other_tasks in compared:
+            if not same_tasks(other_tasks, tasks):
+                raise ConfigError(
+                    f"--compare: {name} was evaluated on other tasks; "
+                    "evaluate both with the same --tasks and --seed"
+                )
+            curves.update({m: c for m, c in other_curves.items() if m not in curves})
+    finally:
+        collector.close()
+    return write_adaptation_files(out_dir, curves, tasks, meta)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -307,6 +362,15 @@ def make_parser() -> argparse.ArgumentParser:
         "--later-step-size", type=float, help="alpha of later steps (default: half the first)"
     )
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
+    evaluate.add_argument(
+        "--baselines", nargs="*", choices=["random"], help="also evaluate a randomly initialised policy"
+    )
+    evaluate.add_argument(
+        "--compare",
+        nargs="*",
+        metavar="RUN_OR_CSV",
+        help="add other runs' adaptation.csv curves to the figure",
+    )
     evaluate.set_defaults(func=cmd_evaluate)
     rend = commands.add_parser("render", help="video of the policy before and after adapting to one task")
     rend.add_argument("target", help="a run directory or a checkpoint file")

@@ -125,3 +125,46 @@ def write_adaptation_files(
 
     plot_adaptation(summary, out_dir / "adaptation.png", title=str((meta or {}).get("env_id", "")))
     return summary
+
+
+def read_adaptation_csv(path: str | Path) -> tuple[dict[str, Tensor], list[dict[str, float]]]:
+    """Read an ``adaptation.csv``: method -> ``[N, k + 1]`` returns, and the task fields of each task index.
+
+    Raises:
+        ValueError: the file is missing or not in the long form :func:`write_adaptation_files` writes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--compare: {str(path)!r} does not exist (run metarl evaluate on that run first)")
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    required = {"method", "task_index", "step", "mean_return"}
+    if not rows or not required <= set(rows[0]):
+        raise ValueError(
+            f"--compare: {str(path)!r} is not an adaptation.csv (columns {sorted(required)} needed)"
+        )
+    task_columns = [c for c in rows[0] if c.startswith("task_") and c != "task_index"]
+    values: dict[str, dict[tuple[int, int], float]] = {}
+    tasks: dict[int, dict[str, float]] = {}
+    for row in rows:
+        i, k = int(row["task_index"]), int(row["step"])
+        values.setdefault(row["method"], {})[(i, k)] = float(row["mean_return"])
+        tasks[i] = {c.removeprefix("task_"): float(row[c]) for c in task_columns}
+    curves = {}
+    for method, cells in values.items():
+        n, steps = max(i for i, _ in cells) + 1, max(k for _, k in cells) + 1
+        curves[method] = torch.tensor([[cells[(i, k)] for k in range(steps)] for i in range(n)])
+    return curves, [tasks[i] for i in range(len(tasks))]
+
+
+def same_tasks(a: Sequence[dict[str, float]], b: Sequence[Task], tol: float = 1e-5) -> bool:
+    """Whether task fields read from a CSV (``a``) describe the tasks ``b``."""
+    if len(a) != len(b):
+        return False
+    for fields_a, task in zip(a, b, strict=True):
+        fields_b = _task_fields(task)
+        if set(fields_a) != set(fields_b) or any(
+            abs(fields_a[k] - float(fields_b[k])) > tol for k in fields_a
+        ):
+            return False
+    return True

@@ -19,9 +19,8 @@ from torch import nn
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.collect import VectorCollector
 from metarl.config import Config, config_to_dict
-from metarl.evaluation import adaptation_curve, write_adaptation_files
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
-from metarl.seeding import evaluation_generators, training_generators
+from metarl.seeding import training_generators
 from metarl.tasks import TaskDistribution
 from metarl.types import MetaBatch, Task
 
@@ -157,19 +156,3 @@ def train(
         bar.close()
         logger.close()
     return metrics
-
-
-def evaluate_run(
-    config: Config,
-    run_dir: str | Path,
-    learner: Any,
-    collector: VectorCollector,
-    distribution: TaskDistribution,
-) -> dict[str, Any]:
-    """Adaptation curve of the current policy on ``config.evaluation`` new tasks, written to ``run_dir``."""
-    rng, gen = evaluation_generators(config.evaluation.seed)
-    tasks = distribution.sample_tasks(config.evaluation.tasks, rng)
-    step_sizes = config.evaluation_step_sizes
-    curve = adaptation_curve(learner, collector, tasks, step_sizes, rng, gen)
-    meta = {"env_id": config.env.id, "seed": config.evaluation.seed, "step_sizes": step_sizes}
-    return write_adaptation_files(run_dir, {"maml": curve}, tasks, meta)

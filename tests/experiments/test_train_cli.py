@@ -189,3 +189,48 @@ def test_best_checkpoint_holds_the_policy_that_collected_the_best_return(tmp_pat
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["best_return"] == pytest.approx(max(returns))
     assert best["iteration"] == returns.index(max(returns))  # updates seen before that iteration
+
+
+def test_evaluate_with_random_baseline_and_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for i, run in enumerate(runs):
+        assert train(run, "meta.iterations=1", f"seed={i}") == 0
+    args = ["--tasks", "3", "--steps", "1", "--episodes", "2"]
+    assert main(["evaluate", str(runs[0]), *args, "--baselines", "random"]) == 0
+    summary = json.loads((runs[0] / "adaptation.json").read_text())
+    assert set(summary["methods"]) == {"maml", "random"}
+    assert summary["random_step_size"] > 0
+    with (runs[0] / "adaptation.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    (runs[0] / "other.csv").write_text(
+        "method,task_index,task_x,task_y,step,mean_return\n"
+        + "".join(
+            f"oracle,{r['task_index']},{r['task_x']},{r['task_y']},{r['step']},-1.0\n"
+            for r in table
+            if r["method"] == "maml"
+        )
+    )
+    assert main(["evaluate", str(runs[1]), *args, "--compare", str(runs[0] / "other.csv")]) == 0
+    merged = json.loads((runs[1] / "adaptation.json").read_text())
+    assert set(merged["methods"]) == {"maml", "oracle"} and merged["methods"]["oracle"][0]["mean"] == -1.0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "evaluate",
+                str(runs[1]),
+                "--tasks",
+                "4",
+                "--steps",
+                "1",
+                "--episodes",
+                "2",
+                "--compare",
+                str(runs[0]),
+            ]
+        )
+        == 2
+    )
+    assert "evaluated on other tasks" in capsys.readouterr().err

@@ -245,7 +245,11 @@ def test_suspicious_values_warn_with_the_numbers(override: str, text: str) -> No
 
 @pytest.mark.parametrize(
     ("evaluation", "expected"),
-    [({}, [0.1, 0.05, 0.05]), ({"first_step_size": 0.2}, [0.2, 0.1, 0.1]), ({"later_step_size": 0.3}, [0.1, 0.3, 0.3])],
+    [
+        ({}, [0.1, 0.05, 0.05]),
+        ({"first_step_size": 0.2}, [0.2, 0.1, 0.1]),
+        ({"later_step_size": 0.3}, [0.1, 0.3, 0.3]),
+    ],
 )
 def test_evaluation_step_sizes_default_to_alpha_then_half(evaluation: dict, expected: list[float]) -> None:
     config = config_from_dict({"inner": {"step_size": 0.1}, "evaluation": {"steps": 3, **evaluation}})
