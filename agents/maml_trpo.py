@@ -8,9 +8,9 @@ One meta-iteration:
 2. :meth:`MAMLTRPO.step` maximises the query surrogate ``E[pi'(a|s) / pi'_old(a|s) * A]`` of the *adapted*
    policy ``pi' = adapt(theta)`` with TRPO: the gradient goes through the inner step(s) (second order unless
    ``inner.first_order``), the Fisher-vector product is the Hessian of the mean KL between the old and new
-   adapted policies (double backprop through the adaptation), conjugate gradient gives the direction, and a
-   backtracking line search accepts the first step that improves the surrogate with mean KL
-   <= ``trpo.max_kl``.
+   adapted policies (``J^T F J``: Jacobian of the adaptation, Fisher of the adapted Gaussian; or double
+   backprop through the adaptation), conjugate gradient gives the direction, and a backtracking line search
+   accepts the first step that improves the surrogate with mean KL <= ``trpo.max_kl``.
 
 All per-task work is one pure function of the flat parameter vector ``theta`` (:func:`task_outer_loss`),
 mapped over tasks with ``torch.func.vmap`` (or a Python loop, the reference path), so the same code serves
@@ -20,6 +20,7 @@ both.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -29,7 +30,13 @@ from torch import Tensor
 from torch.func import functional_call
 
 from agents.baselines import LinearFeatureBaseline
-from agents.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, sample_gaussian
+from agents.policies import (
+    GaussianMLPPolicy,
+    gaussian_fisher_product,
+    gaussian_kl,
+    gaussian_log_prob,
+    sample_gaussian,
+)
 from metarl.collect import PolicyFn, VectorCollector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.functional import Params, expand_params, flatten_params, inner_adapt, inner_step, unflatten_params
@@ -48,6 +55,56 @@ def policy_gradient_loss(policy: GaussianMLPPolicy, params: Params, data: PGData
     return -masked_mean(gaussian_log_prob(mean, log_std, actions) * advantages, mask)
 
 
+def adapt_flat(
+    theta: Tensor,
+    supports: tuple[PGData, ...],
+    *,
+    policy: GaussianMLPPolicy,
+    like: Params,
+    step_sizes: tuple[float, ...],
+    first_order: bool,
+) -> Tensor:
+    """One task's adapted parameters ``[P]`` as a function of the meta-parameters ``theta [P]``.
+
+    Args:
+        theta: flat meta-parameters ``[P]``.
+        supports: one :data:`PGData` per inner step.
+        policy: the module evaluated functionally.
+        like: a parameter dict giving names and shapes for ``theta``.
+        step_sizes: one inner step size per support set.
+        first_order: detach the inner gradients (then the Jacobian of this map is the identity).
+    """
+    loss_fn = functools.partial(policy_gradient_loss, policy)
+    adapted = inner_adapt(loss_fn, unflatten_params(theta, like), supports, step_sizes, first_order)
+    return flatten_params(adapted)
+
+
+def policy_outputs(
+    params: Tensor, observations: Tensor, *, policy: GaussianMLPPolicy, like: Params
+) -> tuple[Tensor, Tensor]:
+    """``(mean [T, E, A], log_std [A])`` of the policy with flat parameters ``params [P]``."""
+    return functional_call(policy, unflatten_params(params, like), (observations,))
+
+
+def surrogate_and_kl(
+    mean: Tensor, log_std: Tensor, query: PGData, old_mean: Tensor, old_log_std: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Negative surrogate ``-E[pi/pi_old * A]`` and mean ``KL(pi_old || pi)`` over one task's query steps.
+
+    Args:
+        mean: ``[T, E, A]`` means of the policy being optimised.
+        log_std: ``[A]`` its log-std.
+        query: the query :data:`PGData`.
+        old_mean: ``[T, E, A]`` means of the policy that collected the query.
+        old_log_std: ``[A]`` its log-std.
+    """
+    _, actions, advantages, mask = query
+    log_ratio = gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(old_mean, old_log_std, actions)
+    loss = -masked_mean(torch.exp(log_ratio) * advantages, mask)
+    kl = masked_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask)
+    return loss, kl
+
+
 def task_outer_loss(
     theta: Tensor,
     supports: tuple[PGData, ...],
@@ -62,28 +119,40 @@ def task_outer_loss(
 ) -> tuple[Tensor, Tensor]:
     """Negative query surrogate and mean KL of one task's adapted policy, as functions of ``theta [P]``.
 
-    Args:
-        theta: flat meta-parameters ``[P]``.
-        supports: one :data:`PGData` per inner step.
-        query: the query :data:`PGData`.
-        old_mean: ``[T, E, A]`` means of the adapted policy at the parameters the query was collected with.
-        old_log_std: ``[A]`` its log-std.
-        policy: the module evaluated functionally.
-        like: a parameter dict giving names and shapes for ``theta``.
-        step_sizes: one inner step size per support set.
-        first_order: detach the inner gradients.
-
-    Returns:
-        ``(loss, kl)`` scalars.
+    The composition :func:`adapt_flat` -> :func:`policy_outputs` -> :func:`surrogate_and_kl`; arguments as
+    there. Returns ``(loss, kl)`` scalars.
     """
-    loss_fn = functools.partial(policy_gradient_loss, policy)
-    adapted = inner_adapt(loss_fn, unflatten_params(theta, like), supports, step_sizes, first_order)
-    observations, actions, advantages, mask = query
-    mean, log_std = functional_call(policy, adapted, (observations,))
-    log_ratio = gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(old_mean, old_log_std, actions)
-    loss = -masked_mean(torch.exp(log_ratio) * advantages, mask)
-    kl = masked_mean(gaussian_kl(old_mean, old_log_std, mean, log_std), mask)
-    return loss, kl
+    adapted = adapt_flat(
+        theta, supports, policy=policy, like=like, step_sizes=step_sizes, first_order=first_order
+    )
+    mean, log_std = policy_outputs(adapted, query[0], policy=policy, like=like)
+    return surrogate_and_kl(mean, log_std, query, old_mean, old_log_std)
+
+
+def map_tasks(fn: Callable, in_dims: tuple[int | None, ...], vectorize: bool) -> Callable:
+    """``fn`` over the task axis: ``torch.func.vmap`` or, as the reference, a Python loop and a stack.
+
+    ``in_dims`` marks each positional argument as per-task (``0``) or shared (``None``); outputs are tensors
+    or tuples of tensors, stacked along a new leading task axis.
+    """
+    if vectorize:
+        return torch.func.vmap(fn, in_dims=in_dims, randomness="error")
+
+    def looped(*args):
+        num_tasks = next(_first_tensor(a).shape[0] for a, d in zip(args, in_dims, strict=True) if d == 0)
+        outs = [
+            fn(*(a if d is None else tree_index(a, i) for a, d in zip(args, in_dims, strict=True)))
+            for i in range(num_tasks)
+        ]
+        if isinstance(outs[0], tuple):
+            return tuple(torch.stack(parts) for parts in zip(*outs, strict=True))
+        return torch.stack(outs)
+
+    return looped
+
+
+def _first_tensor(tree) -> Tensor:
+    return _first_tensor(tree[0]) if isinstance(tree, tuple) else tree
 
 
 class MAMLTRPO:
@@ -94,13 +163,21 @@ class MAMLTRPO:
         inner: inner-loop settings (steps, step size, first order).
         meta: outer-loop settings (discount, GAE, advantage normalisation, baseline).
         trpo: TRPO settings.
+        device: where the meta-update runs (e.g. ``cuda``); the policy, sampling and adaptation during
+            sampling stay on the CPU, and the updated parameters are copied back.
     """
 
     def __init__(
-        self, policy: GaussianMLPPolicy, inner: InnerConfig, meta: MetaConfig, trpo: TRPOConfig
+        self,
+        policy: GaussianMLPPolicy,
+        inner: InnerConfig,
+        meta: MetaConfig,
+        trpo: TRPOConfig,
+        device: str | torch.device = "cpu",
     ) -> None:
         """See the class docstring."""
         self.policy = policy
+        self.device = torch.device(device)
         self.inner = inner
         self.meta = meta
         self.trpo = trpo
@@ -169,9 +246,28 @@ class MAMLTRPO:
         return MetaBatch(list(tasks), tuple(supports), query, timings)
 
     # ---- the meta-update ---------------------------------------------------------------------------------
-    def _objective(self, supports: tuple[PGData, ...], query: PGData, old: tuple[Tensor, Tensor]):
+    def _task_maps(self, supports: tuple[PGData, ...], query_obs: Tensor, like: Params):
+        """``(adapt, outputs)``: ``theta [P] -> adapted [N, P]`` and ``adapted [N, P] -> (mean, log_std)``."""
+        adapt_all = map_tasks(
+            functools.partial(
+                adapt_flat,
+                policy=self.policy,
+                like=like,
+                step_sizes=(self.inner.step_size,) * len(supports),
+                first_order=self.inner.first_order,
+            ),
+            (None, 0),
+            self.trpo.vectorize,
+        )
+        outputs_all = map_tasks(
+            functools.partial(policy_outputs, policy=self.policy, like=like), (0, 0), self.trpo.vectorize
+        )
+        return (lambda theta: adapt_all(theta, supports)), (lambda adapted: outputs_all(adapted, query_obs))
+
+    def _objective(
+        self, supports: tuple[PGData, ...], query: PGData, old: tuple[Tensor, Tensor], like: Params
+    ):
         """``theta -> (mean loss, mean KL)`` over tasks, vmapped or looped."""
-        like = {k: v.detach() for k, v in self.policy.named_parameters()}
         per_task = functools.partial(
             task_outer_loss,
             policy=self.policy,
@@ -179,16 +275,7 @@ class MAMLTRPO:
             step_sizes=(self.inner.step_size,) * len(supports),
             first_order=self.inner.first_order,
         )
-        if self.trpo.vectorize:
-            mapped = torch.func.vmap(per_task, in_dims=(None, 0, 0, 0, 0), randomness="error")
-        else:
-
-            def mapped(theta, supports, query, old_mean, old_log_std):
-                outs = [
-                    per_task(theta, *(tree_index((supports, query, old_mean, old_log_std), i)))
-                    for i in range(old_mean.shape[0])
-                ]
-                return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
+        mapped = map_tasks(per_task, (None, 0, 0, 0, 0), self.trpo.vectorize)
 
         def objective(theta: Tensor) -> tuple[Tensor, Tensor]:
             loss, kl = mapped(theta, supports, query, *old)
@@ -196,18 +283,12 @@ class MAMLTRPO:
 
         return objective
 
-    def _old_policy(self, supports: tuple[PGData, ...], query_obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Means ``[N, T, E, A]`` and log-stds ``[N, A]`` of the adapted policies that collected the query."""
-        params = self.initial_params(query_obs.shape[0])
-        for data in supports:
-            params = self._adapt_tasks(params, data, self.inner.step_size)
-        mean, log_std = torch.func.vmap(lambda p, o: functional_call(self.policy, p, (o,)))(params, query_obs)
-        return mean.detach(), log_std.detach()
-
-    def meta_gradient(self, meta_batch: MetaBatch) -> Tensor:
-        """Gradient ``[P]`` of the mean query loss w.r.t. the meta-parameters (used by tests and TRPO)."""
-        objective, theta = self.meta_objective(meta_batch)
-        return torch.func.grad(lambda t: objective(t)[0])(theta)
+    def _prepare(self, meta_batch: MetaBatch) -> tuple[tuple[PGData, ...], PGData, Tensor, Params]:
+        """Advantages for every support and query batch, on the meta-update device, and ``theta [P]``."""
+        supports = tuple(_to(self.pg_data(b), self.device) for b in meta_batch.support)
+        query = _to(self.pg_data(meta_batch.query), self.device)
+        like = {k: v.detach().to(self.device) for k, v in self.policy.named_parameters()}
+        return supports, query, flatten_params(like), like
 
     def meta_objective(
         self, meta_batch: MetaBatch
@@ -217,24 +298,100 @@ class MAMLTRPO:
         The old adapted policy (the one the query episodes were collected with) is computed here once and held
         fixed, so ``objective(theta)`` has KL 0 and importance ratio 1 at the returned ``theta``.
         """
-        supports = tuple(self.pg_data(b) for b in meta_batch.support)
-        query = self.pg_data(meta_batch.query)
-        old = self._old_policy(supports, query[0])
-        theta = flatten_params(dict(self.policy.named_parameters())).detach()
-        return self._objective(supports, query, old), theta
+        supports, query, theta, like = self._prepare(meta_batch)
+        adapt, outputs = self._task_maps(supports, query[0], like)
+        with torch.no_grad():
+            old = tuple(t.detach() for t in outputs(adapt(theta)))
+        return self._objective(supports, query, old, like), theta
+
+    def meta_gradient(self, meta_batch: MetaBatch) -> Tensor:
+        """Gradient ``[P]`` of the mean query loss w.r.t. the meta-parameters (the direct reference)."""
+        objective, theta = self.meta_objective(meta_batch)
+        return torch.func.grad(lambda t: objective(t)[0])(theta)
+
+    def linearize(self, meta_batch: MetaBatch) -> tuple[Tensor, Tensor, Callable[[Tensor], Tensor], Callable]:
+        """The pieces of a TRPO step at the current parameters.
+
+        Returns:
+            ``(loss, grad, fvp, objective)``: the mean query loss, its gradient ``[P]`` through the inner
+            step(s), the Fisher-vector product ``v [P] -> F v [P]`` (undamped) of the mean KL through the
+            inner step(s), and ``objective(theta) -> (loss, kl)`` for the line search.
+
+        With ``trpo.fisher_product: jfj`` the product is ``J^T F' J v``: ``J`` the Jacobian of the inner
+        adaptation (a forward-mode product going in, a reverse-mode one coming out), ``F'`` the Fisher of
+        each task's adapted Gaussian policy in its outputs (:func:`gaussian_fisher_product`). It is exact
+        where TRPO uses it: the KL's Hessian also has a term with the adaptation's second derivative
+        times the KL's gradient, and that gradient is zero at the current parameters. The gradient reuses
+        the same reverse pass. ``double_backprop`` differentiates the KL's gradient through the adaptation
+        again (about twice the work; the reference).
+        """
+        supports, query, theta, like = self._prepare(meta_batch)
+        adapt, outputs = self._task_maps(supports, query[0], like)
+        adapted, vjp_adapt = torch.func.vjp(adapt, theta)
+        (mean, log_std), vjp_outputs = torch.func.vjp(outputs, adapted)
+        old = mean.detach(), log_std.detach()
+        mapped = torch.func.vmap(surrogate_and_kl, randomness="error")
+
+        def mean_loss(m: Tensor, s: Tensor) -> Tensor:
+            return mapped(m, s, query, *old)[0].mean()
+
+        out_grads = torch.func.grad(mean_loss, argnums=(0, 1))(*old)
+        grad = vjp_adapt(vjp_outputs(out_grads)[0])[0]
+        loss = mean_loss(*old).detach()
+        objective = self._objective(supports, query, old, like)
+        if self.trpo.fisher_product == "jfj":
+            fvp = self._jfj_product(
+                supports, query, theta, like, (adapt, adapted, vjp_adapt, vjp_outputs), old
+            )
+        else:
+            _, fvp_fn = torch.func.vjp(torch.func.grad(lambda t: objective(t)[1]), theta)
+
+            def fvp(v: Tensor) -> Tensor:
+                return fvp_fn(v)[0]
+
+        return loss, grad.detach(), fvp, objective
+
+    def _jfj_product(self, supports, query, theta, like, full, old) -> Callable[[Tensor], Tensor]:
+        """``v -> mean_i J_i^T F'_i J_i v``, on the first ``trpo.fisher_subsample`` of each task's episodes.
+
+        ``full`` holds ``(adapt, adapted, vjp_adapt, vjp_outputs)`` on all episodes, reused when
+        nothing is subsampled. With a subsample, ``J`` is the inner step's Jacobian on the subsampled
+        support episodes and ``F'`` the Fisher on the subsampled query episodes, both at the full batch's
+        adapted parameters; the gradient and the line search (which enforces the KL limit) still use
+        every episode.
+        """
+        adapt, adapted, vjp_adapt, vjp_outputs = full
+        episodes = query[0].shape[2]
+        keep = max(1, math.ceil(self.trpo.fisher_subsample * episodes))
+        if keep < episodes:
+            supports = tuple(_first_episodes(d, keep) for d in supports)
+            query = _first_episodes(query, keep)
+            adapt, outputs = self._task_maps(supports, query[0], like)
+            _, vjp_adapt = torch.func.vjp(adapt, theta)
+            _, vjp_outputs = torch.func.vjp(outputs, adapted)
+        else:
+            _, outputs = self._task_maps(supports, query[0], like)
+        mask = query[3]
+        weights = mask / mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0) / mask.shape[0]
+
+        def fvp(v: Tensor) -> Tensor:
+            _, jv = torch.func.jvp(adapt, (theta,), (v,))
+            _, tangents = torch.func.jvp(outputs, (adapted,), (jv,))
+            products = gaussian_fisher_product(*tangents, old[1], weights)
+            return vjp_adapt(vjp_outputs(products)[0])[0]
+
+        return fvp
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update; updates the policy in place and returns flat float metrics."""
-        objective, theta = self.meta_objective(meta_batch)
-        loss_before, _ = objective(theta)
-        grad = torch.func.grad(lambda t: objective(t)[0])(theta)
-        _, hvp = torch.func.vjp(torch.func.grad(lambda t: objective(t)[1]), theta)
+        loss_before, grad, fvp, objective = self.linearize(meta_batch)
+        theta = flatten_params({k: v.detach() for k, v in self.policy.named_parameters()}).to(self.device)
 
-        def fisher_vector_product(v: Tensor) -> Tensor:
-            return hvp(v)[0] + self.trpo.cg_damping * v
+        def damped_fvp(v: Tensor) -> Tensor:
+            return fvp(v).detach() + self.trpo.cg_damping * v
 
-        direction = conjugate_gradient(fisher_vector_product, grad, self.trpo.cg_iterations)
-        full_step = trust_region_step(direction, fisher_vector_product(direction), self.trpo.max_kl)
+        direction, fisher_direction = conjugate_gradient(damped_fvp, grad, self.trpo.cg_iterations)
+        full_step = trust_region_step(direction, fisher_direction, self.trpo.max_kl)
         with torch.no_grad():
             result = backtracking_line_search(
                 objective,
@@ -245,7 +402,7 @@ class MAMLTRPO:
                 self.trpo.ls_ratio,
                 self.trpo.ls_max_steps,
             )
-            torch.nn.utils.vector_to_parameters(result.params, self.policy.parameters())
+            torch.nn.utils.vector_to_parameters(result.params.cpu(), self.policy.parameters())
         returns = [b.episode_returns().mean().item() for b in (*meta_batch.support, meta_batch.query)]
         metrics = {
             "meta/return_before": returns[0],
@@ -263,6 +420,15 @@ class MAMLTRPO:
         }
         metrics.update({f"inner/return_step{k}": r for k, r in enumerate(returns)})
         return metrics
+
+
+def _first_episodes(data: PGData, keep: int) -> PGData:
+    """The first ``keep`` episodes of every task: ``[N, T, E, ...] -> [N, T, keep, ...]``."""
+    return tuple(t[:, :, :keep] for t in data)  # type: ignore[return-value]
+
+
+def _to(data: PGData, device: torch.device) -> PGData:
+    return tuple(t.to(device) for t in data)  # type: ignore[return-value]
 
 
 def tree_index(tree, i: int):

@@ -76,3 +76,27 @@ def sample_gaussian(mean: Tensor, log_std: Tensor, generator: torch.Generator) -
     """Draw actions ``[..., A]`` with ``generator`` (so seeded runs repeat exactly)."""
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
     return mean + torch.exp(log_std) * noise
+
+
+def gaussian_fisher_product(
+    d_mean: Tensor, d_log_std: Tensor, log_std: Tensor, weights: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Fisher information of a diagonal Gaussian policy, in its outputs, applied to a tangent.
+
+    This is the Hessian of ``sum_t weights_t * KL(old_t || new_t)`` with respect to the new policy's
+    ``(mean, log_std)``, taken at ``new = old``: ``exp(-2 log_std)`` on the means, ``2`` on the log-stds
+    (weighted by ``sum(weights)``), no cross terms. With ``weights = mask / count`` it is the Hessian of the
+    masked mean KL that TRPO constrains.
+
+    Args:
+        d_mean: tangent of the means ``[..., T, E, A]``.
+        d_log_std: tangent of the log-stds ``[..., A]``.
+        log_std: the policy's log-std ``[..., A]``.
+        weights: ``[..., T, E]`` weight of each step (0 on padding).
+
+    Returns:
+        ``(F d_mean [..., T, E, A], F d_log_std [..., A])``.
+    """
+    inv_var = torch.exp(-2 * log_std)[..., None, None, :]
+    total = weights.sum(dim=(-2, -1))[..., None]
+    return weights[..., None] * d_mean * inv_var, 2 * total * d_log_std

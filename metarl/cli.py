@@ -28,7 +28,7 @@ from metarl.errors import CheckpointError, ConfigError
 from metarl.tasks import import_task_modules, make_task_distribution
 
 #: keys that may change when resuming a run; any other difference is a different experiment
-RESUMABLE_CHANGES = ("meta.iterations", "logging.")
+RESUMABLE_CHANGES = ("meta.iterations", "logging.", "device")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +71,12 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
             config.policy.activation,
             config.policy.init_std,
         )
-    return distribution, collector, MAMLTRPO(policy, config.inner, config.meta, config.trpo)
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device: {config.device!r} but torch sees no CUDA device here (torch {torch.__version__}); "
+            "use cpu, or a CUDA build of torch on a machine with a GPU"
+        )
+    return distribution, collector, MAMLTRPO(policy, config.inner, config.meta, config.trpo, config.device)
 
 
 def _default_run_dir(config: Config, config_path: Path) -> Path:
@@ -96,6 +101,8 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
     overrides = list(args.set or [])
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if args.device is not None:
+        overrides.append(f"device={args.device}")
     if args.resume:
         if args.config or args.run_dir:
             raise ConfigError("--resume: give only the run directory; its config.yaml and folder are reused")
@@ -348,6 +355,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. meta.iterations=10"
     )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    train.add_argument(
+        "--device", help="where the meta-update runs: cpu (default) or cuda[:N]; sampling stays on the CPU"
+    )
     train.set_defaults(func=cmd_train)
     evaluate = commands.add_parser("evaluate", help="adaptation curve on new tasks")
     evaluate.add_argument("target", help="a run directory or a checkpoint file")

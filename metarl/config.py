@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -99,6 +100,14 @@ class TRPOConfig:
         ls_max_steps: line-search candidates (15).
         vectorize: evaluate all tasks at once with ``torch.func.vmap``; False loops over tasks
             (the reference).
+        fisher_product: how the Fisher-vector products through the inner step are computed: ``jfj``
+            (``J^T F J``: Jacobian of the adaptation, Fisher of the adapted policy; exact at the current
+            parameters, about half the work) or ``double_backprop`` (Hessian of the KL by differentiating its
+            gradient again; the reference).
+        fisher_subsample: fraction of each task's episodes (the first ones) used in the Fisher-vector
+            products (1.0: all, exact). Smaller values make each product cheaper, as in rllab's
+            ``subsample_factor``; the gradient and the line search, which enforces ``max_kl``, use every
+            episode.
     """
 
     max_kl: float = 0.01
@@ -107,6 +116,8 @@ class TRPOConfig:
     ls_ratio: float = 0.8
     ls_max_steps: int = 15
     vectorize: bool = True
+    fisher_product: str = "jfj"
+    fisher_subsample: float = 1.0
 
 
 @dataclass
@@ -170,10 +181,12 @@ class Config:
     Attributes:
         seed: seeds the policy initialisation, task sampling, environment resets and action noise.
         num_threads: torch intra-op threads (0 leaves torch's default).
+        device: where the meta-update runs: ``cpu`` or ``cuda[:N]`` (sampling always runs on the CPU).
     """
 
     seed: int = 0
     num_threads: int = 0
+    device: str = "cpu"
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     inner: InnerConfig = field(default_factory=InnerConfig)
@@ -215,6 +228,9 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("trpo.cg_damping", lambda v: v >= 0, "a number >= 0"),
     ("trpo.ls_ratio", lambda v: 0 < v < 1, "a number in (0, 1)"),
     ("trpo.ls_max_steps", lambda v: v >= 1, "an integer >= 1"),
+    ("trpo.fisher_product", lambda v: v in ("jfj", "double_backprop"), "one of jfj, double_backprop"),
+    ("trpo.fisher_subsample", lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+    ("device", lambda v: re.fullmatch(r"cpu|cuda(:\d+)?", v) is not None, "cpu, cuda or cuda:N"),
     (
         "collector.vectorization",
         lambda v: v in ("auto", "vector_entry_point", "sync", "async"),

@@ -15,7 +15,7 @@ from torch import Tensor
 
 def conjugate_gradient(
     matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10, residual_tol: float = 1e-10
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given only ``v -> A v``.
 
     Args:
@@ -25,7 +25,8 @@ def conjugate_gradient(
         residual_tol: stop once the squared residual norm falls below this.
 
     Returns:
-        ``x``: ``[P]``.
+        ``(x, A x)``, both ``[P]``. ``A x`` is ``b - r`` from the residual ``r`` that the iteration keeps, so
+        the trust-region scaling needs no extra product (each product is the costly part of a TRPO step).
     """
     x = torch.zeros_like(b)
     r = b.clone()
@@ -41,7 +42,7 @@ def conjugate_gradient(
         new_r_dot = r @ r
         p = r + (new_r_dot / r_dot) * p
         r_dot = new_r_dot
-    return x
+    return x, b - r
 
 
 def trust_region_step(direction: Tensor, fisher_direction: Tensor, max_kl: float) -> Tensor:

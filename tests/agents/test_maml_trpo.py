@@ -29,11 +29,21 @@ def synthetic_batch(seed: int, dtype: torch.dtype = torch.float64, ragged: bool 
     )
 
 
-def make_learner(first_order: bool = False, vectorize: bool = True, steps: int = 1) -> MAMLTRPO:
+def make_learner(
+    first_order: bool = False,
+    vectorize: bool = True,
+    steps: int = 1,
+    fisher_product: str = "jfj",
+    device: str = "cpu",
+    fisher_subsample: float = 1.0,
+) -> MAMLTRPO:
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(D, A, (5,), "tanh").double()
     inner = InnerConfig(steps=steps, step_size=0.3, first_order=first_order)
-    return MAMLTRPO(policy, inner, MetaConfig(), TRPOConfig(vectorize=vectorize, max_kl=0.05))
+    trpo = TRPOConfig(
+        vectorize=vectorize, max_kl=0.05, fisher_product=fisher_product, fisher_subsample=fisher_subsample
+    )
+    return MAMLTRPO(policy, inner, MetaConfig(), trpo, device)
 
 
 def meta_batch(steps: int = 1) -> MetaBatch:
@@ -129,7 +139,9 @@ def test_adapt_is_the_inner_step_of_the_objective() -> None:
     adapted = learner.adapt(learner.initial_params(N), mb.support[0], learner.inner.step_size)
     from torch.func import functional_call
 
-    mean_old, _ = learner._old_policy((learner.pg_data(mb.support[0]),), mb.query.observations)
+    supports, query, theta, like = learner._prepare(mb)
+    adapt, outputs = learner._task_maps(supports, query[0], like)
+    mean_old, _ = outputs(adapt(theta))
     mean = torch.stack(
         [
             functional_call(
@@ -139,3 +151,73 @@ def test_adapt_is_the_inner_step_of_the_objective() -> None:
         ]
     )
     torch.testing.assert_close(mean, mean_old)
+
+
+@pytest.mark.parametrize(
+    ("first_order", "vectorize", "steps"),
+    [(False, True, 1), (False, False, 1), (False, True, 2), (True, True, 1)],
+)
+def test_jfj_fisher_product_equals_double_backprop(first_order: bool, vectorize: bool, steps: int) -> None:
+    """J^T F J (Jacobian of the adaptation, Fisher of the adapted policy) is the KL's Hessian at theta."""
+    mb = meta_batch(steps)
+    v = torch.randn(sum(p.numel() for p in make_learner().policy.parameters()), dtype=torch.float64)
+    products, grads = [], []
+    for fisher in ("jfj", "double_backprop"):
+        learner = make_learner(first_order, vectorize, steps, fisher_product=fisher)
+        _, grad, fvp, _ = learner.linearize(mb)
+        products.append(fvp(v))
+        grads.append(grad)
+    torch.testing.assert_close(products[0], products[1], rtol=1e-9, atol=1e-12)
+    assert products[0].norm() > 0
+    # the gradient from the shared reverse pass is the direct meta-gradient
+    torch.testing.assert_close(grads[0], make_learner(first_order, vectorize, steps).meta_gradient(mb))
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_jfj_product_is_symmetric_positive_semidefinite() -> None:
+    _, _, fvp, _ = make_learner().linearize(meta_batch())
+    g = torch.Generator().manual_seed(5)
+    size = sum(p.numel() for p in make_learner().policy.parameters())
+    u = torch.randn(size, generator=g, dtype=torch.float64)
+    w = torch.randn(size, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(u @ fvp(w), w @ fvp(u))
+    assert float(u @ fvp(u)) >= 0
+
+
+def test_trpo_step_is_the_same_with_either_fisher_product() -> None:
+    mb = meta_batch()
+    results = []
+    for fisher in ("jfj", "double_backprop"):
+        learner = make_learner(fisher_product=fisher)
+        metrics = learner.step(mb)
+        results.append((torch.nn.utils.parameters_to_vector(learner.policy.parameters()), metrics))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-8, atol=1e-10)
+    assert results[0][1]["trpo/ls_steps"] == results[1][1]["trpo/ls_steps"]
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device here: the CUDA meta-update is not run"
+)
+def test_meta_update_on_cuda_equals_cpu() -> None:
+    mb = meta_batch()
+    cpu, cuda = make_learner(), make_learner(device="cuda")
+    cpu.step(mb)
+    cuda.step(mb)
+    for p_cpu, p_cuda in zip(cpu.policy.parameters(), cuda.policy.parameters(), strict=True):
+        assert p_cuda.device.type == "cpu", "the policy stays on the CPU for sampling"
+        torch.testing.assert_close(p_cpu, p_cuda, rtol=1e-7, atol=1e-9)
+
+
+def test_fisher_subsample_uses_fewer_episodes_and_step_keeps_the_kl_limit() -> None:
+    mb = meta_batch()
+    size = sum(p.numel() for p in make_learner().policy.parameters())
+    v = torch.randn(size, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    exact = make_learner().linearize(mb)[2](v)
+    # a fraction that keeps every episode is the exact product
+    torch.testing.assert_close(make_learner(fisher_subsample=0.99).linearize(mb)[2](v), exact)
+    half = make_learner(fisher_subsample=0.5).linearize(mb)[2](v)
+    assert not torch.allclose(half, exact)
+    assert float(v @ half) > 0
+    learner = make_learner(fisher_subsample=0.5)
+    metrics = learner.step(mb)
+    assert metrics["trpo/accepted"] == 1.0 and 0 < metrics["trpo/kl"] <= learner.trpo.max_kl

@@ -9,7 +9,13 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
-from agents.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, sample_gaussian
+from agents.policies import (
+    GaussianMLPPolicy,
+    gaussian_fisher_product,
+    gaussian_kl,
+    gaussian_log_prob,
+    sample_gaussian,
+)
 
 
 def _gaussians(seed: int, shape: tuple[int, ...] = (2, 5, 3, 4)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,3 +125,23 @@ def test_activation_is_configurable(activation, cls):
     activations = [m for m in policy.body if not isinstance(m, nn.Linear)]
     assert len(activations) == 2
     assert all(type(m) is cls for m in activations)
+
+
+def test_gaussian_fisher_product_is_the_hessian_of_the_weighted_kl():
+    """Analytic output-space Fisher equals autograd's Hessian of sum_t w_t KL(old_t || new_t) at new = old."""
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(3, 4, 2, generator=g, dtype=torch.float64)
+    log_std = torch.randn(2, generator=g, dtype=torch.float64)
+    weights = torch.rand(3, 4, generator=g, dtype=torch.float64)
+    d_mean = torch.randn(3, 4, 2, generator=g, dtype=torch.float64)
+    d_log_std = torch.randn(2, generator=g, dtype=torch.float64)
+
+    def weighted_kl(m, s):
+        return (weights * gaussian_kl(mean, log_std, m, s)).sum()
+
+    _, (h_mean, h_log_std) = torch.func.jvp(
+        torch.func.grad(weighted_kl, argnums=(0, 1)), (mean, log_std), (d_mean, d_log_std)
+    )
+    f_mean, f_log_std = gaussian_fisher_product(d_mean, d_log_std, log_std, weights)
+    torch.testing.assert_close(f_mean, h_mean)
+    torch.testing.assert_close(f_log_std, h_log_std)

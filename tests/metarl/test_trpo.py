@@ -21,8 +21,24 @@ def _random_spd(p: int, seed: int) -> torch.Tensor:
 def test_conjugate_gradient_solves_small_spd_system(seed, iterations):
     a = _random_spd(5, seed)
     b = torch.randn(5, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
-    x = conjugate_gradient(lambda v: a @ v, b, iterations=iterations)
+    x, a_x = conjugate_gradient(lambda v: a @ v, b, iterations=iterations)
     torch.testing.assert_close(x, torch.linalg.solve(a, b), atol=1e-5, rtol=0)
+    # The product it hands back (from its residual) is A x, with no extra call to matvec.
+    torch.testing.assert_close(a_x, a @ x, atol=1e-8, rtol=1e-8)
+
+
+def test_conjugate_gradient_returns_residual_product_even_when_stopped_early():
+    a = _random_spd(30, seed=7)
+    b = torch.randn(30, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    calls = []
+
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return a @ v
+
+    x, a_x = conjugate_gradient(matvec, b, iterations=3)
+    assert len(calls) == 3
+    torch.testing.assert_close(a_x, a @ x, atol=1e-8, rtol=1e-8)
 
 
 def test_conjugate_gradient_zero_rhs_returns_zero_without_calling_matvec():
@@ -32,8 +48,8 @@ def test_conjugate_gradient_zero_rhs_returns_zero_without_calling_matvec():
         calls.append(v)
         return v
 
-    x = conjugate_gradient(matvec, torch.zeros(4), iterations=10)
-    assert torch.equal(x, torch.zeros(4))
+    x, a_x = conjugate_gradient(matvec, torch.zeros(4), iterations=10)
+    assert torch.equal(x, torch.zeros(4)) and torch.equal(a_x, torch.zeros(4))
     assert calls == []
 
 
