@@ -129,9 +129,13 @@ def physics_rate(env_id: str, num_envs: int, horizon: int, repeats: int, threads
 
 def time_meta_iterations(
     sample: Callable[[], Any], step: Callable[[Any], dict[str, float]], repeats: int
-) -> dict[str, float]:
-    """Median seconds of sampling, inner adaptation and meta-update over ``repeats`` meta-iterations."""
+) -> tuple[dict[str, float], Any]:
+    """Median seconds of sampling, inner adaptation and meta-update over ``repeats`` meta-iterations.
+
+    Returns the medians and the last meta-batch (for the Fisher-product comparison).
+    """
     parts: dict[str, list[float]] = {"sampling": [], "adaptation": [], "meta_update": [], "total": []}
+    meta_batch = None
     for _ in range(repeats):
         start = time.perf_counter()
         meta_batch = sample()
@@ -141,7 +145,99 @@ def time_meta_iterations(
         parts["sampling"].append(meta_batch.timings["time/sampling"])
         parts["adaptation"].append(meta_batch.timings["time/adaptation"])
         parts["total"].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in parts.items()}
+    return {k: statistics.median(v) for k, v in parts.items()}, meta_batch
+
+
+#: meta-iteration configs: name -> (tasks, episodes, horizon, hidden sizes, activation)
+META_CONFIGS: dict[str, tuple[int, int, int, tuple[int, ...], str]] = {
+    "160k": (40, 20, 100, (64, 64), "tanh"),  # pytorch-maml-rl's HalfCheetahVel config (REFERENCE.md)
+    "320k": (40, 20, 200, (100, 100), "relu"),  # the MAML paper's locomotion config
+    "quick": (2, 3, 40, (100, 100), "relu"),
+}
+#: Fisher-vector product variants compared: name -> (trpo.fisher_product, trpo.fisher_subsample)
+FISHER_VARIANTS: dict[str, tuple[str, float]] = {
+    "jfj": ("jfj", 1.0),
+    "double_backprop": ("double_backprop", 1.0),
+    "jfj_subsample_0.25": ("jfj", 0.25),
+}
+
+
+def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dict[str, dict[str, float]]:
+    """Time every variant of :data:`FISHER_VARIANTS` on the same meta-batch from the same parameters.
+
+    Per variant: seconds to set up (the gradient included), per product (median of ``products``) and for a
+    whole meta-update.
+    """
+    import dataclasses
+
+    saved = {k: v.detach().clone() for k, v in learner.policy.state_dict().items()}
+    default = learner.trpo
+    out: dict[str, dict[str, float]] = {}
+    for name, (product, subsample) in FISHER_VARIANTS.items():
+        learner.trpo = dataclasses.replace(default, fisher_product=product, fisher_subsample=subsample)
+        start = time.perf_counter()
+        _, grad, fvp, _ = learner.linearize(meta_batch)
+        setup = time.perf_counter() - start
+        samples = []
+        for _ in range(products):
+            start = time.perf_counter()
+            fvp(grad)
+            samples.append(time.perf_counter() - start)
+        del fvp
+        start = time.perf_counter()
+        metrics = learner.step(meta_batch)
+        out[name] = {
+            "setup_s": setup,
+            "product_s": statistics.median(samples),
+            "meta_update_s": time.perf_counter() - start,
+            "ls_steps": metrics["trpo/ls_steps"],
+        }
+        learner.policy.load_state_dict(saved)
+    learner.trpo = default
+    return out
+
+
+def measure_meta_iteration(
+    env_id: str, name: str, build: Builder, repeats: int, products: int, physics_steps_per_s: float
+) -> dict[str, Any]:
+    """One row of the meta-iteration table, meant to run in a fresh process so its peak memory is its own.
+
+    Default learner (``trpo.fisher_product: jfj``, exact) for ``repeats`` meta-iterations, then the
+    Fisher-product comparison on the last meta-batch.
+    """
+    from metarl.config import Config
+
+    n, e, horizon, hidden, activation = META_CONFIGS[name]
+    config = Config()
+    config.env.id = env_id
+    config.meta.batch_size, config.meta.episodes_per_task = n, e
+    config.policy.hidden_sizes, config.policy.activation = list(hidden), activation
+    torch.set_num_threads(2)
+    distribution, collector, learner = build(config, n, e)
+    collector.close()
+    collector = VectorCollector(make_vector_env(env_id, n * e), n, e, horizon)
+    rng, gen = np.random.default_rng(1), seed_everything(1)
+    row, meta_batch = time_meta_iterations(
+        lambda: learner.sample(collector, distribution.sample_tasks(n, rng), rng, gen), learner.step, repeats
+    )
+    collector.close()
+    row["peak_mib"] = peak_memory_mib()
+    row["env_steps"] = 2 * n * e * horizon
+    row["physics_s"] = row["env_steps"] / physics_steps_per_s
+    row["policy"] = f"{'x'.join(map(str, hidden))} {activation}"
+    row["fisher"] = compare_fisher_products(learner, meta_batch, products)
+    row["peak_mib_with_comparison"] = peak_memory_mib()
+    return row
+
+
+def measure_in_subprocess(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` in a fresh spawned process (its own peak memory), returning its result."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def peak_memory_mib() -> float:
@@ -165,10 +261,16 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(f"  physics limit (mujoco.rollout, no policy) {physics:10.0f} env steps/s{share}")
     for name, row in results.get("meta_iterations", {}).items():
         lines.append(
-            f"  meta-iteration {name}: {row['total']:.2f} s (sampling {row['sampling']:.2f}, adaptation "
+            f"  meta-iteration {name} ({row['policy']}): {row['total']:.2f} s = "
+            f"{row['total'] / row['physics_s']:.2f}x physics (sampling {row['sampling']:.2f}, adaptation "
             f"{row['adaptation']:.2f}, meta-update {row['meta_update']:.2f}); "
             f"peak memory {row['peak_mib']:.0f} MiB"
         )
+        for variant, f in row["fisher"].items():
+            lines.append(
+                f"    Fisher product {variant:20s} {f['product_s']:.3f} s each, "
+                f"meta-update {f['meta_update_s']:.2f} s"
+            )
     return "\n".join(lines)
 
 
@@ -238,22 +340,17 @@ def run_benchmark(
             results["collectors"][backend] = {"error": _one_line(exc)}
     del policy
     results["physics_steps_per_s"] = physics_rate(env_id, n * e, horizon, repeats, threads)
-    sizes = {"quick": (n, e, horizon)} if quick else {"160k": (40, 20, 100), "320k": (40, 20, 200)}
-    results["meta_iterations"] = {}
-    for name, (n_m, e_m, h_m) in sizes.items():
-        config.meta.batch_size, config.meta.episodes_per_task = n_m, e_m
-        distribution, collector, learner = build(config, n_m, e_m)
-        collector.close()
-        collector = VectorCollector(make_vector_env(env_id, n_m * e_m), n_m, e_m, h_m)
-        rng, gen = np.random.default_rng(1), seed_everything(1)
-        row = time_meta_iterations(
-            lambda: learner.sample(collector, distribution.sample_tasks(n_m, rng), rng, gen),  # noqa: B023
-            learner.step,
+    names = ("quick",) if quick else ("160k", "320k")
+    results["meta_iterations"] = {
+        name: measure_in_subprocess(
+            measure_meta_iteration,
+            env_id,
+            name,
+            build,
             repeats,
+            2 if quick else 5,
+            results["physics_steps_per_s"],
         )
-        row["env_steps"] = 2 * n_m * e_m * h_m
-        row["physics_s"] = row["env_steps"] / results["physics_steps_per_s"]
-        row["peak_mib"] = peak_memory_mib()
-        results["meta_iterations"][name] = row
-        collector.close()
+        for name in names
+    }
     return results

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import envs
-from metarl.benchmark import BACKENDS, SB3VectorEnv, make_backend
+from metarl.benchmark import BACKENDS, FISHER_VARIANTS, SB3VectorEnv, make_backend
 from metarl.cli import main
 from metarl.collect import VectorCollector
 
@@ -34,9 +34,11 @@ def test_quick_benchmark_writes_json_with_every_backend(
         assert "error" not in row, (name, row)
         assert row["steps_per_s"] > 0
     assert result["physics_steps_per_s"] > 0
-    assert {"sampling", "adaptation", "meta_update", "total", "peak_mib"} <= set(
-        result["meta_iterations"]["quick"]
-    )
+    row = result["meta_iterations"]["quick"]
+    assert {"sampling", "adaptation", "meta_update", "total", "peak_mib", "physics_s"} <= set(row)
+    # the Fisher-vector product variants are timed on the same meta-batch in the same run
+    assert set(row["fisher"]) == set(FISHER_VARIANTS)
+    assert all(f["product_s"] > 0 and f["meta_update_s"] > 0 for f in row["fisher"].values())
     assert "physics limit" in capsys.readouterr().out
 
 
