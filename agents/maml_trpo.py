@@ -247,7 +247,18 @@ class MAMLTRPO:
 
     # ---- the meta-update ---------------------------------------------------------------------------------
     def _task_maps(self, supports: tuple[PGData, ...], query_obs: Tensor, like: Params):
-        """``(adapt, outputs)``: ``theta [P] -> adapted [N, P]`` and ``adapted [N, P] -> (mean, log_std)``."""
+        """``(adapt, outputs)``: ``theta [P] -> adapted [N, P]`` and ``adapted [N, P] -> (mean, log_std)``.
+
+        With no support sets (``inner.steps: 0``, the pretrained baseline) ``adapt`` is the identity per task.
+        """
+        outputs_all = map_tasks(
+            functools.partial(policy_outputs, policy=self.policy, like=like), (0, 0), self.trpo.vectorize
+        )
+        num_tasks = query_obs.shape[0]
+        if not supports:
+            return (lambda theta: theta.expand(num_tasks, -1)), (
+                lambda adapted: outputs_all(adapted, query_obs)
+            )
         adapt_all = map_tasks(
             functools.partial(
                 adapt_flat,
@@ -258,9 +269,6 @@ class MAMLTRPO:
             ),
             (None, 0),
             self.trpo.vectorize,
-        )
-        outputs_all = map_tasks(
-            functools.partial(policy_outputs, policy=self.policy, like=like), (0, 0), self.trpo.vectorize
         )
         return (lambda theta: adapt_all(theta, supports)), (lambda adapted: outputs_all(adapted, query_obs))
 

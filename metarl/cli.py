@@ -4,6 +4,7 @@
 ``metarl train --resume RUN_DIR [--set meta.iterations=N]``
 ``metarl evaluate RUN_DIR_OR_CHECKPOINT [--tasks 40] [--steps 3] [--episodes 20] [--seed 1] [--out DIR]``
 ``metarl render RUN_DIR_OR_CHECKPOINT --task field=value [--steps 0,1,3] [--out rollout.gif|.mp4] [--viewer]``
+``metarl baseline {pretrained,oracle} CONFIG.yaml [--seed N] [--run-dir DIR] [--set key=value ...]``
 
 User mistakes end with one line on stderr and exit code 2; nothing already written is touched.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import NoReturn
 
 import gymnasium as gym
+import numpy as np
 import torch
 import yaml
 
@@ -62,10 +65,15 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
         config.collector.vectorization,
         rescale_actions=config.collector.rescale_actions,
     )
+    obs_dim = collector.obs_dim
+    if config.method == "oracle":
+        from envs.wrappers import task_features
+
+        obs_dim += task_features(distribution.sample_tasks(1, np.random.default_rng(0))[0]).shape[0]
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         policy = GaussianMLPPolicy(
-            collector.obs_dim,
+            obs_dim,
             collector.act_dim,
             tuple(config.policy.hidden_sizes),
             config.policy.activation,
@@ -76,13 +84,16 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
             f"device: {config.device!r} but torch sees no CUDA device here (torch {torch.__version__}); "
             "use cpu, or a CUDA build of torch on a machine with a GPU"
         )
-    return distribution, collector, MAMLTRPO(policy, config.inner, config.meta, config.trpo, config.device)
+    # the pretrained baseline is the same TRPO with no inner step during training
+    inner = dataclasses.replace(config.inner, steps=0) if config.method == "pretrained" else config.inner
+    return distribution, collector, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device)
 
 
 def _default_run_dir(config: Config, config_path: Path) -> Path:
     env_name = config.env.id.split("/")[-1]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(config.logging.runs_root) / f"{env_name}__{config_path.stem}__s{config.seed}__{stamp}"
+    method = "" if config.method == "maml" else f"__{config.method}"
+    return Path(config.logging.runs_root) / f"{env_name}__{config_path.stem}{method}__s{config.seed}__{stamp}"
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -136,10 +147,17 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``metarl train``."""
+    config, run_dir, resume = _prepare_train(args)
+    if config.method == "oracle":
+        raise ConfigError("method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml'")
+    return _train_run(config, run_dir, resume)
+
+
+def _train_run(config: Config, run_dir: Path, resume: bool) -> int:
+    """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate."""
     from metarl.plots import plot_learning_curve
     from metarl.training import train
 
-    config, run_dir, resume = _prepare_train(args)
     distribution, collector, learner = build(config)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +175,67 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"after {metrics['meta/return_after']:.2f}"
         )
     _print_summary(summary)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """``metarl baseline {pretrained,oracle} CONFIG.yaml``: train a baseline into its own run directory."""
+    args.set = [*(args.set or []), f"method={args.kind}"]
+    args.resume, args.device = None, None
+    config, run_dir, _ = _prepare_train(args)
+    if args.kind == "pretrained":
+        return _train_run(config, run_dir, resume=False)
+    return _train_oracle(config, run_dir)
+
+
+def _train_oracle(config: Config, run_dir: Path) -> int:
+    """PPO with the task in the observation; the actor is saved as a metarl checkpoint and evaluated."""
+    from agents.oracle import train_oracle_ppo
+    from envs.wrappers import TaskInObservation
+    from metarl.checkpoint import save_checkpoint
+
+    distribution, collector, _ = build(config, num_tasks=1, episodes=2)  # checks the config and env first
+    collector.close()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    env_id, oracle = config.env.id, config.oracle
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    start = time.perf_counter()
+    policy = train_oracle_ppo(
+        lambda: TaskInObservation(gym.make(env_id)),
+        timesteps=oracle.timesteps,
+        num_envs=oracle.num_envs,
+        hidden_sizes=tuple(config.policy.hidden_sizes),
+        activation=config.policy.activation,
+        gamma=config.meta.gamma,
+        seed=config.seed,
+        out_dir=run_dir,
+        ppo_kwargs={
+            "n_steps": oracle.n_steps,
+            "batch_size": oracle.batch_size,
+            "n_epochs": oracle.n_epochs,
+            "learning_rate": oracle.learning_rate,
+            "gae_lambda": oracle.gae_lambda,
+            "clip_range": oracle.clip_range,
+        },
+        progress=config.logging.progress,
+    )
+    print(f"oracle PPO: {oracle.timesteps} env steps in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    payload = {
+        "iteration": oracle.timesteps,
+        "policy": {k: v.detach().clone() for k, v in policy.state_dict().items()},
+        "config": config_to_dict(config),
+    }
+    save_checkpoint(run_dir / "checkpoints" / "latest.pt", payload)
+    _, collector, learner = build(config, num_tasks=1, episodes=2)
+    collector.close()
+    learner.policy.load_state_dict(payload["policy"])
+    _print_summary(_evaluate_methods(config, run_dir, learner, distribution, [], []))
     return 0
 
 
@@ -192,9 +271,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-#: step sizes tried for the random-initialisation baseline, as multiples of inner.step_size (the paper picked
-#: the baselines' step sizes from a small grid)
-RANDOM_STEP_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: step sizes tried when fine-tuning the random-initialisation and pretrained baselines, as multiples of
+#: inner.step_size (the paper picked the baselines' step sizes from a small grid)
+FINE_TUNE_STEP_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def _read_compared(path: Path) -> tuple[str, dict, list]:
@@ -226,30 +305,41 @@ def _evaluate_methods(
     def curve_of(adapter, step_sizes: list[float]):
         rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
         tasks = distribution.sample_tasks(config.evaluation.tasks, rng)
+        if config.method == "oracle" and adapter is learner:
+            from agents.oracle import OracleAdapter
+            from envs.wrappers import task_features
+
+            adapter = OracleAdapter(learner, torch.as_tensor(np.stack([task_features(t) for t in tasks])))
         return tasks, adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
 
+    def best_over_grid(adapter) -> tuple[float, torch.Tensor]:
+        """Fine-tune with each step size of the grid; keep the one with the best final return."""
+        trials = {}
+        for factor in FINE_TUNE_STEP_GRID:
+            first = factor * config.inner.step_size
+            sizes = [first if k == 0 else first / 2 for k in range(config.evaluation.steps)]
+            trials[first] = curve_of(adapter, sizes)[1]
+        best = max(trials, key=lambda a: trials[a][:, -1].mean().item())
+        return best, trials[best]
+
     try:
-        tasks, curve = curve_of(learner, config.evaluation_step_sizes)
-        curves = {"maml": curve}
-        meta = {
-            "env_id": config.env.id,
-            "seed": config.evaluation.seed,
-            "step_sizes": config.evaluation_step_sizes,
-        }
+        meta = {"env_id": config.env.id, "seed": config.evaluation.seed}
+        if config.method == "pretrained":
+            tasks = distribution.sample_tasks(
+                config.evaluation.tasks, evaluation_generators(config.evaluation.seed)[0]
+            )
+            meta["pretrained_step_size"], curve = best_over_grid(learner)
+        else:
+            tasks, curve = curve_of(learner, config.evaluation_step_sizes)
+            meta["step_sizes"] = config.evaluation_step_sizes
+        curves = {config.method: curve}
         if "random" in baselines:
             random_config = config_from_dict(
-                {**config_to_dict(config), "seed": config.evaluation.seed + 10_000}
+                {**config_to_dict(config), "seed": config.evaluation.seed + 10_000, "method": "maml"}
             )
             _, probe, random_learner = build(random_config, num_tasks=1, episodes=2)
             probe.close()
-            trials = {}
-            for factor in RANDOM_STEP_GRID:
-                first = factor * config.inner.step_size
-                sizes = [first if k == 0 else first / 2 for k in range(config.evaluation.steps)]
-                trials[first] = curve_of(random_learner, sizes)[1]
-            best = max(trials, key=lambda a: trials[a][:, -1].mean().item())
-            curves["random"] = trials[best]
-            meta["random_step_size"] = best
+            meta["random_step_size"], curves["random"] = best_over_grid(random_learner)
         for name, other_curves, other_tasks in compared:
             if not same_tasks(other_tasks, tasks):
                 raise ConfigError(
@@ -405,6 +495,22 @@ def make_parser() -> argparse.ArgumentParser:
     rend.add_argument("--horizon", type=int, help="env steps per rendered episode (default: the env's)")
     rend.add_argument("--viewer-seconds", type=float, help=argparse.SUPPRESS)
     rend.set_defaults(func=cmd_render)
+    base = commands.add_parser(
+        "baseline", help="train the paper's baselines: pretrained (TRPO, no inner step) or oracle (PPO)"
+    )
+    base.add_argument("kind", choices=("pretrained", "oracle"), help="which baseline")
+    base.add_argument("config", help="experiment YAML, e.g. experiments/half_cheetah_vel.yaml")
+    base.add_argument("--seed", type=int, help="override the config's seed")
+    base.add_argument(
+        "--run-dir", help="output folder (default: runs/<env>__<config>__<kind>__s<seed>__<time>)"
+    )
+    base.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. oracle.timesteps=500000",
+    )
+    base.set_defaults(func=cmd_baseline)
     bench = commands.add_parser("benchmark", help="speed of the collector backends and of a meta-iteration")
     bench.add_argument("--env", default="metarl/HalfCheetahVel-v0", help="a MuJoCo task id")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (under two minutes)")

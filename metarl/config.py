@@ -158,6 +158,34 @@ class EvaluationConfig:
 
 
 @dataclass
+class OracleConfig:
+    """The oracle baseline (``metarl baseline oracle``): stable-baselines3 PPO on task-in-observation envs.
+
+    The actor and critic use ``policy.hidden_sizes`` and ``policy.activation``; the discount is
+    ``meta.gamma``. Other PPO settings are SB3's defaults for continuous control.
+
+    Attributes:
+        timesteps: env steps of PPO training.
+        num_envs: envs stepped together.
+        n_steps: steps per env per PPO rollout.
+        batch_size: PPO minibatch size.
+        n_epochs: PPO epochs per rollout.
+        learning_rate: Adam step size.
+        gae_lambda: GAE lambda of PPO.
+        clip_range: PPO ratio clipping.
+    """
+
+    timesteps: int = 1_000_000
+    num_envs: int = 8
+    n_steps: int = 256
+    batch_size: int = 64
+    n_epochs: int = 10
+    learning_rate: float = 3e-4
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+
+
+@dataclass
 class LoggingConfig:
     """Outputs.
 
@@ -182,11 +210,15 @@ class Config:
         seed: seeds the policy initialisation, task sampling, environment resets and action noise.
         num_threads: torch intra-op threads (0 leaves torch's default).
         device: where the meta-update runs: ``cpu`` or ``cuda[:N]`` (sampling always runs on the CPU).
+        method: ``maml``; ``pretrained`` (the same TRPO without inner steps, on tasks from the whole
+            distribution, fine-tuned at evaluation) or ``oracle`` (PPO with the task in the observation),
+            set by ``metarl baseline``.
     """
 
     seed: int = 0
     num_threads: int = 0
     device: str = "cpu"
+    method: str = "maml"
     env: EnvConfig = field(default_factory=EnvConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     inner: InnerConfig = field(default_factory=InnerConfig)
@@ -194,6 +226,7 @@ class Config:
     trpo: TRPOConfig = field(default_factory=TRPOConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -243,6 +276,15 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("evaluation.first_step_size", lambda v: v >= 0, "a number >= 0 (0: inner.step_size)"),
     ("evaluation.later_step_size", lambda v: v >= 0, "a number >= 0 (0: half the first step size)"),
     ("logging.checkpoint_every", lambda v: v >= 1, "an integer >= 1"),
+    ("method", lambda v: v in ("maml", "pretrained", "oracle"), "one of maml, pretrained, oracle"),
+    ("oracle.timesteps", lambda v: v >= 1, "an integer >= 1"),
+    ("oracle.num_envs", lambda v: v >= 1, "an integer >= 1"),
+    ("oracle.n_steps", lambda v: v >= 2, "an integer >= 2"),
+    ("oracle.batch_size", lambda v: v >= 2, "an integer >= 2"),
+    ("oracle.n_epochs", lambda v: v >= 1, "an integer >= 1"),
+    ("oracle.learning_rate", lambda v: v > 0, "a number > 0"),
+    ("oracle.gae_lambda", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    ("oracle.clip_range", lambda v: v > 0, "a number > 0"),
 ]
 
 

@@ -1,0 +1,196 @@
+"""The oracle baseline: a policy that sees its task, trained with stable-baselines3 PPO, evaluated unadapted.
+
+Training runs SB3's PPO on envs that append the task to the observation and draw a new task at every reset
+(the caller builds them, e.g. with ``envs.wrappers.TaskInObservation``), with observations normalised by
+``VecNormalize``. The trained actor is then turned into this package's :class:`GaussianMLPPolicy` (the
+normalisation folded into its first layer), so the oracle is evaluated by the same collector and the same
+evaluation code as MAML, on the same tasks.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from agents.policies import ACTIVATIONS, GaussianMLPPolicy
+from metarl.collect import PolicyFn
+from metarl.functional import Params
+from metarl.types import EpisodeBatch
+
+
+def fold_normalization(policy: GaussianMLPPolicy, mean: np.ndarray, var: np.ndarray, eps: float) -> None:
+    """Make ``policy(obs)`` equal its old output on ``(obs - mean) / sqrt(var + eps)`` (in place).
+
+    The first linear layer absorbs the affine map: ``W' = W / std``, ``b' = b - W' mean``.
+    """
+    first = policy.body[0]
+    std = torch.as_tensor(np.sqrt(var + eps), dtype=first.weight.dtype)
+    shift = torch.as_tensor(mean, dtype=first.weight.dtype)
+    with torch.no_grad():
+        first.weight.div_(std)
+        first.bias.sub_(first.weight @ shift)
+
+
+def policy_from_ppo(model: Any, obs_mean: np.ndarray, obs_var: np.ndarray, eps: float) -> GaussianMLPPolicy:
+    """Copy an SB3 PPO ``MlpPolicy`` actor (Gaussian, unsquashed) into a :class:`GaussianMLPPolicy`.
+
+    Args:
+        model: a trained ``stable_baselines3.PPO`` whose ``policy_kwargs`` match the copy: ``net_arch`` with a
+            ``pi`` list, an activation from :data:`~agents.policies.ACTIVATIONS`, a state-independent log-std.
+        obs_mean: ``VecNormalize``'s observation mean ``[D]`` the model was trained with.
+        obs_var: its observation variance ``[D]``.
+        eps: its epsilon.
+    """
+    sb3 = model.policy
+    linears = [m for m in sb3.mlp_extractor.policy_net if isinstance(m, nn.Linear)]
+    hidden = tuple(m.out_features for m in linears)
+    activation = next(
+        name
+        for name, cls in ACTIVATIONS.items()
+        if any(isinstance(m, cls) for m in sb3.mlp_extractor.policy_net)
+    )
+    policy = GaussianMLPPolicy(linears[0].in_features, sb3.action_net.out_features, hidden, activation)
+    ours = [m for m in policy.body if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for dst, src in zip(ours, linears, strict=True):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+        policy.mean.weight.copy_(sb3.action_net.weight)
+        policy.mean.bias.copy_(sb3.action_net.bias)
+        policy.log_std.copy_(sb3.log_std)
+    fold_normalization(policy, obs_mean, obs_var, eps)
+    return policy
+
+
+class _ProgressCallback:
+    """SB3 callback factory: a tqdm bar with timesteps and mean episode return, and a CSV row per rollout."""
+
+    @staticmethod
+    def make(total: int, csv_path: Path, enabled: bool):
+        from stable_baselines3.common.callbacks import BaseCallback
+        from tqdm import tqdm
+
+        class Callback(BaseCallback):
+            def _on_training_start(self) -> None:
+                self.bar = tqdm(total=total, desc="oracle PPO", unit="step", disable=not enabled)
+                self.start = time.perf_counter()
+                self.handle = csv_path.open("w", newline="")
+                self.writer = csv.writer(self.handle)
+                self.writer.writerow(["timesteps", "episode_return_mean", "episodes", "time_s"])
+
+            def _on_step(self) -> bool:
+                self.bar.update(self.training_env.num_envs)
+                return True
+
+            def _on_rollout_end(self) -> None:
+                returns = [info["r"] for info in self.model.ep_info_buffer]
+                mean = float(np.mean(returns)) if returns else float("nan")
+                self.bar.set_postfix(ret=f"{mean:.1f}")
+                self.writer.writerow(
+                    [self.num_timesteps, mean, len(returns), round(time.perf_counter() - self.start, 2)]
+                )
+                self.handle.flush()
+
+            def _on_training_end(self) -> None:
+                self.bar.close()
+                self.handle.close()
+
+        return Callback()
+
+
+def train_oracle_ppo(
+    make_env: Callable[[], gym.Env],
+    *,
+    timesteps: int,
+    num_envs: int,
+    hidden_sizes: tuple[int, ...],
+    activation: str,
+    gamma: float,
+    seed: int,
+    out_dir: Path,
+    ppo_kwargs: dict[str, Any],
+    progress: bool = True,
+) -> GaussianMLPPolicy:
+    """Train PPO on ``num_envs`` copies of ``make_env()``; return the actor as a :class:`GaussianMLPPolicy`.
+
+    Writes ``out_dir/oracle_ppo.zip`` (the SB3 model), ``out_dir/vecnormalize.pkl`` and
+    ``out_dir/metrics.csv`` (a row per PPO rollout: timesteps, mean episode return, episodes, seconds).
+
+    Args:
+        make_env: builds one env whose observation includes the task (and that draws tasks at reset).
+        timesteps: total env steps.
+        num_envs: envs stepped together (``DummyVecEnv``).
+        hidden_sizes: actor and critic hidden layers.
+        activation: their nonlinearity, a key of :data:`~agents.policies.ACTIVATIONS`.
+        gamma: discount.
+        seed: seeds PPO and the envs.
+        out_dir: where the files go.
+        ppo_kwargs: further ``stable_baselines3.PPO`` arguments (``n_steps``, ``batch_size``, ...).
+        progress: show a progress bar.
+    """
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    venv = make_vec_env(make_env, n_envs=num_envs, seed=seed)
+    venv = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=1e6, gamma=gamma)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        gamma=gamma,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+        policy_kwargs={
+            "net_arch": {"pi": list(hidden_sizes), "vf": list(hidden_sizes)},
+            "activation_fn": ACTIVATIONS[activation],
+        },
+        **ppo_kwargs,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.learn(timesteps, callback=_ProgressCallback.make(timesteps, out_dir / "metrics.csv", progress))
+    model.save(out_dir / "oracle_ppo.zip")
+    venv.save(str(out_dir / "vecnormalize.pkl"))
+    return policy_from_ppo(model, venv.obs_rms.mean, venv.obs_rms.var, venv.epsilon)
+
+
+class OracleAdapter:
+    """Evaluate a task-conditioned policy through the adaptation-curve interface, without adapting it.
+
+    Args:
+        learner: anything with ``initial_params`` and ``policy_fn`` over a policy whose input is
+            ``[observation, task features]`` (e.g. ``MAMLTRPO`` holding the oracle policy).
+        features: ``[N, K]`` the features of the ``N`` tasks being evaluated, in order.
+    """
+
+    def __init__(self, learner: Any, features: Tensor) -> None:
+        """See the class docstring."""
+        self.learner = learner
+        self.features = features
+
+    def initial_params(self, num_tasks: int) -> Params:
+        """The oracle's parameters with a task axis."""
+        return self.learner.initial_params(num_tasks)
+
+    def policy_fn(self, params: Params, generator: torch.Generator) -> PolicyFn:
+        """Append each task's features to its observations ``[N, E, D] -> [N, E, D + K]``, then act."""
+        act = self.learner.policy_fn(params, generator)
+
+        def with_task(observations: Tensor) -> Tensor:
+            n, e, _ = observations.shape
+            features = self.features.to(observations.dtype)[:, None, :].expand(n, e, -1)
+            return act(torch.cat([observations, features], dim=-1))
+
+        return with_task
+
+    def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
+        """The oracle is not adapted: the parameters come back unchanged."""
+        return params
