@@ -88,6 +88,23 @@ def test_resume_rejects_a_changed_config(tmp_path: Path, capsys: pytest.CaptureF
 
 BAD = [
     (
+        ["train", "experiments/navigation2d-quick.yaml", "--device", "tpu"],
+        "device: got 'tpu', expected cpu, cuda",
+    ),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "trpo.fisher_product=hessian"],
+        "trpo.fisher_product: got 'hessian', expected one of jfj, double_backprop",
+    ),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "trpo.fisher_subsample=0"],
+        "trpo.fisher_subsample: got 0.0, expected a fraction in (0, 1]",
+    ),
+    (["train", "experiments/navigation2d-quick.yaml", "--set", "method=bayes"], "method: got 'bayes'"),
+    (
+        ["baseline", "oracle", "experiments/navigation2d-quick.yaml", "--set", "oracle.timesteps=0"],
+        "oracle.timesteps: got 0",
+    ),
+    (
         ["train", "experiments/navigation2d-quick.yaml", "--set", "meta.bach_size=3"],
         "did you mean 'batch_size'",
     ),
@@ -113,6 +130,15 @@ BAD = [
     (["evaluate", "no/such/checkpoint.pt"], "does not exist"),
     (["trian"], "invalid choice"),
 ]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid")
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", str(REPO / "experiments/navigation2d-quick.yaml"), "--device", "cuda"]
+    assert main([*argv, "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device: 'cuda' but torch sees no CUDA device" in err[0]
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(("argv", "message"), BAD, ids=[" ".join(a[:1] + a[-1:]) for a, _ in BAD])
