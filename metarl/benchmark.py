@@ -7,6 +7,7 @@ numbers move with machine load (quote medians and ratios). The learner and polic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import resource
 import statistics
@@ -230,13 +231,26 @@ def measure_meta_iteration(
     return row
 
 
+def _exit_with_parent() -> None:
+    """On Linux, have the kernel end this worker when the benchmark process dies (even by SIGKILL)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def measure_in_subprocess(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """``fn(*args)`` in a fresh spawned process (its own peak memory), returning its result."""
     import concurrent.futures
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=_exit_with_parent
+    ) as pool:
         return pool.submit(fn, *args).result()
 
 
