@@ -33,6 +33,7 @@ from torch.func import functional_call
 
 from agents.fewshot_models import FewShotConvNet, batched_forward
 from metarl.config import InnerConfig, MetaConfig
+from metarl.errors import ConfigError
 from metarl.functional import Params, StepSize, expand_params, inner_adapt, inner_step
 from metarl.supervised import TaskBatch
 
@@ -49,7 +50,10 @@ def per_task_loss(kind: str, outputs: Tensor, targets: Tensor) -> Tensor:
     """
     if kind == "regression":
         return (outputs - targets).pow(2).mean(dim=(-2, -1))
-    return F.cross_entropy(outputs.transpose(-1, -2), targets, reduction="none").mean(dim=-1)
+    logits = (
+        outputs if outputs.dim() == 2 else outputs.transpose(-1, -2)
+    )  # cross_entropy wants classes on dim 1
+    return F.cross_entropy(logits, targets, reduction="none").mean(dim=-1)
 
 
 def per_task_metric(kind: str, outputs: Tensor, targets: Tensor) -> Tensor:
@@ -155,6 +159,13 @@ class SupervisedMAML:
         self.batching = meta.batching
         if self.batching == "auto":  # measured: vmap is fastest for MLPs, grouped convolutions for conv nets
             self.batching = "grouped" if isinstance(net, FewShotConvNet) else "vmap"
+        if self.batching == "vmap" and isinstance(net, FewShotConvNet) and not inner.first_order:
+            # torch 2.13: vmap's second derivative through batch norm disagrees with the loop, grouped
+            # convolutions and finite differences (by ~0.1%); tests/agents/test_maml_supervised.py checks it
+            raise ConfigError(
+                "meta.batching: vmap gives wrong second-order gradients through the conv net's batch norm; "
+                "use grouped (the default) or loop, or set inner.first_order=true"
+            )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=meta.learning_rate)
 
     def _step_size(self) -> StepSize:

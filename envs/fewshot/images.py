@@ -77,7 +77,7 @@ class ImageClassificationTasks:
         if classes < self.ways:
             raise ConfigError(
                 f"data.root: the {self.name} {split} split has {classes} classes, "
-                f"a {self.ways}-way task needs at least {self.ways}"
+                f"a {self.ways}-way task needs {self.ways}"
             )
         needed = shots + query_shots
         counts = data.counts
