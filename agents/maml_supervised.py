@@ -93,7 +93,7 @@ def task_losses(
         adapted: names of the parameters the inner loop changes (all, or the head for ANIL).
 
     Returns:
-        ``(query loss after adapting, query loss before)``, the second detached.
+        ``(query loss after adapting, query loss before)``, the second without a graph.
     """
     fixed = {k: v for k, v in params.items() if k not in adapted}
     rates = {k: step_size[k] for k in adapted} if isinstance(step_size, dict) else step_size
@@ -105,8 +105,9 @@ def task_losses(
         inner_loss, {k: params[k] for k in adapted}, [support] * steps, [rates] * steps, first_order
     )
     after = per_task_loss(kind, forward({**fixed, **fast}, query[0]), query[1])
-    before = per_task_loss(kind, forward(params, query[0]), query[1])
-    return after, before.detach()
+    with torch.no_grad():  # a logged number only: no graph
+        before = per_task_loss(kind, forward(params, query[0]), query[1])
+    return after, before
 
 
 class MetaModel(nn.Module):
@@ -157,8 +158,8 @@ class SupervisedMAML:
         names = [k for k, _ in net.named_parameters()]
         self.adapted = tuple(k for k in names if inner.adapt == "all" or k.startswith("head."))
         self.batching = meta.batching
-        if self.batching == "auto":  # measured: vmap is fastest for MLPs, grouped convolutions for conv nets
-            self.batching = "grouped" if isinstance(net, FewShotConvNet) else "vmap"
+        if self.batching == "auto":  # fastest on CPU for both nets: experiments/benchmark_fewshot.py
+            self.batching = "grouped"
         if self.batching == "vmap" and isinstance(net, FewShotConvNet) and not inner.first_order:
             # torch 2.13: vmap's second derivative through batch norm disagrees with the loop, grouped
             # convolutions and finite differences (by ~0.1%); tests/agents/test_maml_supervised.py checks it

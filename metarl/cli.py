@@ -251,13 +251,26 @@ def _print_summary(summary: dict) -> None:
         print(f"adaptation ({method}, {summary['num_tasks']} new tasks, mean ± s.e. after k steps) {cells}")
 
 
+#: evaluate's options that override the config's evaluation section
+EVALUATE_OPTIONS = (
+    "tasks",
+    "steps",
+    "episodes",
+    "seed",
+    "first_step_size",
+    "later_step_size",
+    "shots",
+    "query_shots",
+)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``metarl evaluate``: adaptation curve of a checkpoint (or a run's latest) on new tasks."""
     target = Path(args.target)
     path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
-    for key in ("tasks", "steps", "episodes", "seed", "first_step_size", "later_step_size"):
+    for key in EVALUATE_OPTIONS:
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
     config = config_from_dict(config_to_dict(config))
@@ -460,6 +473,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--later-step-size", type=float, help="alpha of later steps (default: half the first)"
+    )
+    evaluate.add_argument(
+        "--shots", type=int, help="few-shot: support examples per class (default: evaluation.shots)"
+    )
+    evaluate.add_argument(
+        "--query-shots", type=int, help="few-shot: query examples per class (default: evaluation.query_shots)"
     )
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
     evaluate.add_argument(

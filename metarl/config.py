@@ -83,9 +83,10 @@ class MetaConfig:
         normalize_advantages: standardise advantages per task before each loss.
         baseline_reg: ridge coefficient of the linear feature baseline.
         learning_rate: few-shot only: Adam's learning rate for the meta-update (paper: 0.001).
-        batching: few-shot only: how tasks of a meta-batch are computed: ``auto`` (``vmap`` for MLPs,
-            ``grouped`` for conv nets, the faster on CPU), ``vmap`` (``torch.func.vmap``), ``grouped``
-            (task-batched parameters, grouped convolutions) or ``loop`` (one task at a time, the reference).
+        batching: few-shot only: how tasks of a meta-batch are computed: ``auto`` (``grouped``, the fastest
+            on CPU), ``grouped`` (task-batched parameters: batched matrix products and grouped convolutions),
+            ``vmap`` (``torch.func.vmap``; not for second-order conv nets) or ``loop`` (one task at a time,
+            the reference).
     """
 
     batch_size: int = 40

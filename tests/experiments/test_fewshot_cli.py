@@ -114,6 +114,9 @@ def test_evaluate_repeats_the_training_evaluation(tmp_path: Path, capsys) -> Non
     assert main(["evaluate", str(run)]) == 0
     assert (run / "adaptation.csv").read_text() == before
     assert "mse (maml, 3 test tasks, mean [95% interval] after k steps) 0:" in capsys.readouterr().out
+    out = tmp_path / "ten"
+    assert main(["evaluate", str(run), "--shots", "10", "--query-shots", "7", "--out", str(out)]) == 0
+    assert summary(out)["shots"] == 10 and summary(out)["query_shots"] == 7
 
 
 def test_resume_equals_an_unstopped_run(tmp_path: Path) -> None:
