@@ -6,6 +6,9 @@
 ``metarl render RUN_DIR_OR_CHECKPOINT --task field=value [--steps 0,1,3] [--out rollout.gif|.mp4] [--viewer]``
 ``metarl baseline {pretrained,oracle} CONFIG.yaml [--seed N] [--run-dir DIR] [--set key=value ...]``
 
+A config with ``data.dataset`` set (``experiments/sinusoid.yaml``, ``experiments/omniglot-5w1s.yaml``, ...)
+is a supervised few-shot run: ``train`` and ``evaluate`` then use :mod:`metarl.supervised`.
+
 User mistakes end with one line on stderr and exit code 2; nothing already written is touched.
 """
 
@@ -89,8 +92,36 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
     return distribution, collector, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device)
 
 
+def build_fewshot(config: Config):
+    """Few-shot task distribution and learner for ``config`` (``data.dataset`` set); the net is seeded.
+
+    Image data is read and checked here: too few classes or images for the train and test settings raise a
+    one-line :class:`ConfigError`.
+    """
+    from agents.fewshot_models import FewShotConvNet, FewShotMLP
+    from agents.maml_supervised import SupervisedMAML
+    from envs.fewshot import make_fewshot_tasks
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    data = config.data
+    tasks = make_fewshot_tasks(data.dataset, data.root, data.ways, data.train_classes, data.cache_dir)
+    if tasks.kind == "classification":
+        tasks.check("train", data.shots, data.query_shots)
+        tasks.check("test", *config.evaluation_shots)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        if tasks.kind == "regression":
+            net = FewShotMLP(tasks.input_shape[0], tasks.num_outputs, tuple(config.model.hidden_sizes))
+        else:
+            net = FewShotConvNet(
+                tasks.input_shape, tasks.num_outputs, config.model.filters, config.model.max_pool
+            )
+    return tasks, SupervisedMAML(net, tasks.kind, config.inner, config.meta)
+
+
 def _default_run_dir(config: Config, config_path: Path) -> Path:
-    env_name = config.env.id.split("/")[-1]
+    env_name = config.data.dataset if config.is_fewshot else config.env.id.split("/")[-1]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     method = "" if config.method == "maml" else f"__{config.method}"
     return Path(config.logging.runs_root) / f"{env_name}__{config_path.stem}{method}__s{config.seed}__{stamp}"
@@ -148,6 +179,8 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
 def cmd_train(args: argparse.Namespace) -> int:
     """``metarl train``."""
     config, run_dir, resume = _prepare_train(args)
+    if config.is_fewshot:
+        return _train_fewshot(config, run_dir, resume)
     if config.method == "oracle":
         raise ConfigError("method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml'")
     return _train_run(config, run_dir, resume)
@@ -159,12 +192,7 @@ def _train_run(config: Config, run_dir: Path, resume: bool) -> int:
     from metarl.training import train
 
     distribution, collector, learner = build(config)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    print(f"run directory: {run_dir}", file=sys.stderr)
+    _make_run_dir(config, run_dir)
     metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
     collector.close()
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
@@ -176,6 +204,15 @@ def _train_run(config: Config, run_dir: Path, resume: bool) -> int:
         )
     _print_summary(summary)
     return 0
+
+
+def _make_run_dir(config: Config, run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    print(f"run directory: {run_dir}", file=sys.stderr)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -196,12 +233,7 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
 
     distribution, collector, _ = build(config, num_tasks=1, episodes=2)  # checks the config and env first
     collector.close()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    print(f"run directory: {run_dir}", file=sys.stderr)
+    _make_run_dir(config, run_dir)
     env_id, oracle = config.env.id, config.oracle
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -239,10 +271,73 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
     return 0
 
 
+def _train_fewshot(config: Config, run_dir: Path, resume: bool) -> int:
+    """``metarl train`` of a few-shot config: meta-train, learning curve, adaptation curve on test tasks."""
+    from metarl.plots import plot_learning_curve
+    from metarl.supervised import evaluate_fewshot, train_fewshot
+
+    tasks, learner = build_fewshot(config)
+    _make_run_dir(config, run_dir)
+    begin = time.perf_counter()
+    metrics = train_fewshot(config, run_dir, learner, tasks, resume=resume)
+    seconds = time.perf_counter() - begin
+    columns = (("meta/loss_before", "query loss before adaptation"), ("meta/loss_after", "after adaptation"))
+    plot_learning_curve(
+        run_dir / "metrics.csv",
+        run_dir / "learning_curve.png",
+        config.data.dataset,
+        columns,
+        "query loss",
+        True,
+    )
+    summary = evaluate_fewshot(learner, tasks, config, run_dir)
+    if metrics:
+        print(
+            f"trained to iteration {config.meta.iterations} in {seconds:.1f} s; last query loss "
+            f"before {metrics['meta/loss_before']:.4f}, after {metrics['meta/loss_after']:.4f}"
+        )
+    _print_summary(summary)
+    return 0
+
+
+def _evaluate_fewshot(config: Config, state: dict, out_dir: Path) -> int:
+    from metarl.supervised import evaluate_fewshot
+
+    tasks, learner = build_fewshot(config)
+    learner.model.load_state_dict(state["policy"])
+    summary = evaluate_fewshot(learner, tasks, config, out_dir)
+    print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
+    _print_summary(summary)
+    return 0
+
+
 def _print_summary(summary: dict) -> None:
+    if "metric" in summary:  # few-shot: a mean squared error or an accuracy, with its 95% interval
+        for method, rows in summary["methods"].items():
+            cells = ", ".join(
+                f"{r['step']}: {r['mean']:.4f} [{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]" for r in rows
+            )
+            print(
+                f"{summary['metric']} ({method}, {summary['num_tasks']} test tasks, mean [95% interval] "
+                f"after k steps) {cells}"
+            )
+        return
     for method, rows in summary["methods"].items():
         cells = ", ".join(f"{r['step']}: {r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows)
         print(f"adaptation ({method}, {summary['num_tasks']} new tasks, mean ± s.e. after k steps) {cells}")
+
+
+#: evaluate's options that override the config's evaluation section
+EVALUATE_OPTIONS = (
+    "tasks",
+    "steps",
+    "episodes",
+    "seed",
+    "first_step_size",
+    "later_step_size",
+    "shots",
+    "query_shots",
+)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -251,20 +346,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
-    for key in ("tasks", "steps", "episodes", "seed", "first_step_size", "later_step_size"):
+    for key in EVALUATE_OPTIONS:
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
     config = config_from_dict(config_to_dict(config))
-    compared = [_read_compared(Path(other)) for other in args.compare or []]
-    distribution, collector, learner = build(config, num_tasks=1, episodes=2)
-    collector.close()
-    learner.policy.load_state_dict(state["policy"])
     if args.out:
         out_dir = Path(args.out)
     elif target.is_dir():
         out_dir = target
     else:  # RUN/checkpoints/x.pt -> RUN; a loose checkpoint -> its folder
         out_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+    if config.is_fewshot:
+        if args.baselines or args.compare:
+            raise ConfigError("evaluate: --baselines and --compare are for meta-RL runs, not few-shot ones")
+        return _evaluate_fewshot(config, state, out_dir)
+    compared = [_read_compared(Path(other)) for other in args.compare or []]
+    distribution, collector, learner = build(config, num_tasks=1, episodes=2)
+    collector.close()
+    learner.policy.load_state_dict(state["policy"])
     summary = _evaluate_methods(config, out_dir, learner, distribution, args.baselines or [], compared)
     print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
     _print_summary(summary)
@@ -366,6 +465,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     target = Path(args.target)
     state = load_checkpoint(target / "checkpoints" / "latest.pt" if target.is_dir() else target)
     config = config_from_dict(state["config"])
+    if config.is_fewshot:
+        raise ConfigError(
+            f"render: {str(target)!r} is a few-shot ({config.data.dataset}) run; render shows policies"
+        )
     if args.out:
         out = Path(args.out)
     elif target.is_dir():
@@ -460,6 +563,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--later-step-size", type=float, help="alpha of later steps (default: half the first)"
+    )
+    evaluate.add_argument(
+        "--shots", type=int, help="few-shot: support examples per class (default: evaluation.shots)"
+    )
+    evaluate.add_argument(
+        "--query-shots", type=int, help="few-shot: query examples per class (default: evaluation.query_shots)"
     )
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
     evaluate.add_argument(

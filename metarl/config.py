@@ -58,11 +58,17 @@ class InnerConfig:
         steps: inner gradient steps during meta-training (paper: 1).
         step_size: inner learning rate alpha (paper: 0.1; 0.5 in its code for navigation).
         first_order: drop the second-order terms of the meta-gradient (first-order MAML).
+        learn_step_size: few-shot only: learn one step size per parameter entry, initialised to
+            ``step_size`` (Meta-SGD, arXiv:1707.09835).
+        adapt: few-shot only: ``all`` parameters adapt (MAML), or only the ``head``, the last linear layer
+            (ANIL, arXiv:1909.09157).
     """
 
     steps: int = 1
     step_size: float = 0.1
     first_order: bool = False
+    learn_step_size: bool = False
+    adapt: str = "all"
 
 
 @dataclass
@@ -77,6 +83,11 @@ class MetaConfig:
         gae_lambda: GAE lambda (paper: 1.0).
         normalize_advantages: standardise advantages per task before each loss.
         baseline_reg: ridge coefficient of the linear feature baseline.
+        learning_rate: few-shot only: Adam's learning rate for the meta-update (paper: 0.001).
+        batching: few-shot only: how tasks of a meta-batch are computed: ``auto`` (``grouped``, the fastest
+            on CPU), ``grouped`` (task-batched parameters: batched matrix products and grouped convolutions),
+            ``vmap`` (``torch.func.vmap``; not for second-order conv nets) or ``loop`` (one task at a time,
+            the reference).
     """
 
     batch_size: int = 40
@@ -86,6 +97,8 @@ class MetaConfig:
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
     baseline_reg: float = 1e-5
+    learning_rate: float = 1e-3
+    batching: str = "auto"
 
 
 @dataclass
@@ -147,6 +160,9 @@ class EvaluationConfig:
         seed: seed of the evaluation tasks; its stream is disjoint from training's.
         first_step_size: step size of the first inner step; 0 means ``inner.step_size`` (paper: alpha).
         later_step_size: step size of every later step; 0 means half the first (paper: alpha / 2).
+        shots: few-shot only: support examples per class (sinusoid: points) of the test tasks; 0 means
+            ``data.shots``.
+        query_shots: few-shot only: query examples per class (sinusoid: points); 0 means ``data.query_shots``.
     """
 
     tasks: int = 40
@@ -155,6 +171,47 @@ class EvaluationConfig:
     seed: int = 1
     first_step_size: float = 0.0
     later_step_size: float = 0.0
+    shots: int = 0
+    query_shots: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Supervised few-shot data; an empty ``dataset`` means a meta-RL run on ``env.id``.
+
+    Attributes:
+        dataset: ``""`` (meta-RL), ``sinusoid``, ``omniglot`` or ``miniimagenet``.
+        root: folder of the image dataset in its standard layout (see README, "Few-shot data").
+        ways: classes per task, N (classification).
+        shots: support examples per class, K (sinusoid: support points).
+        query_shots: query examples per class (sinusoid: query points).
+        train_classes: Omniglot characters used for meta-training (paper: 1200); the rest are for testing.
+        cache_dir: if set, decoded images are stored there as ``.npz`` and later runs load them instead.
+    """
+
+    dataset: str = ""
+    root: str = ""
+    ways: int = 5
+    shots: int = 1
+    query_shots: int = 1
+    train_classes: int = 1200
+    cache_dir: str = ""
+
+
+@dataclass
+class ModelConfig:
+    """Few-shot network: an MLP for sinusoid, the 4-block conv net for images.
+
+    Attributes:
+        hidden_sizes: MLP hidden widths (paper: 40, 40).
+        filters: conv channels per block (paper: 64 Omniglot, 32 MiniImagenet).
+        max_pool: downsample with 2x2 max-pooling (paper: MiniImagenet) instead of strided convolutions
+            (Omniglot).
+    """
+
+    hidden_sizes: list[int] = field(default_factory=lambda: [40, 40])
+    filters: int = 64
+    max_pool: bool = False
 
 
 @dataclass
@@ -228,6 +285,28 @@ class Config:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    @property
+    def is_fewshot(self) -> bool:
+        """Whether this is a supervised few-shot run (``data.dataset`` set) rather than meta-RL."""
+        return bool(self.data.dataset)
+
+    @property
+    def method_name(self) -> str:
+        """The few-shot method these settings give: ``maml``, ``fomaml``, ``metasgd``, ``anil``, ..."""
+        name = "anil" if self.inner.adapt == "head" else "maml"
+        if self.inner.learn_step_size:
+            name = "metasgd" if name == "maml" else "metasgd-anil"
+        if self.inner.first_order:
+            name = "fomaml" if name == "maml" else f"fo-{name}"
+        return name
+
+    @property
+    def evaluation_shots(self) -> tuple[int, int]:
+        """Support and query examples per class of the few-shot test tasks."""
+        return self.evaluation.shots or self.data.shots, self.evaluation.query_shots or self.data.query_shots
 
     @property
     def evaluation_step_sizes(self) -> list[float]:
@@ -285,6 +364,30 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("oracle.learning_rate", lambda v: v > 0, "a number > 0"),
     ("oracle.gae_lambda", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     ("oracle.clip_range", lambda v: v > 0, "a number > 0"),
+    ("inner.adapt", lambda v: v in ("all", "head"), "all (MAML) or head (ANIL)"),
+    ("meta.learning_rate", lambda v: v > 0, "a number > 0"),
+    (
+        "meta.batching",
+        lambda v: v in ("auto", "loop", "vmap", "grouped"),
+        "one of auto, loop, vmap, grouped",
+    ),
+    ("evaluation.shots", lambda v: v >= 0, "an integer >= 0 (0: data.shots)"),
+    ("evaluation.query_shots", lambda v: v >= 0, "an integer >= 0 (0: data.query_shots)"),
+    (
+        "data.dataset",
+        lambda v: v in ("", "sinusoid", "omniglot", "miniimagenet"),
+        "one of sinusoid, omniglot, miniimagenet, or empty for meta-RL",
+    ),
+    ("data.ways", lambda v: v >= 2, "an integer >= 2"),
+    ("data.shots", lambda v: v >= 1, "an integer >= 1"),
+    ("data.query_shots", lambda v: v >= 1, "an integer >= 1"),
+    ("data.train_classes", lambda v: v >= 1, "an integer >= 1"),
+    (
+        "model.hidden_sizes",
+        lambda v: len(v) >= 1 and all(h >= 1 for h in v),
+        "a non-empty list of sizes >= 1",
+    ),
+    ("model.filters", lambda v: v >= 1, "an integer >= 1"),
 ]
 
 
@@ -365,6 +468,12 @@ def validate(config: Config) -> Config:
         value = _get(config, path)
         if not predicate(value):
             raise ConfigError(f"{path}: got {value!r}, expected {allowed}")
+    if config.is_fewshot and config.method != "maml":
+        raise ConfigError(
+            f"method: got {config.method!r} with data.dataset {config.data.dataset!r}; few-shot runs are "
+            "method maml (choose fomaml, Meta-SGD or ANIL with inner.first_order, inner.learn_step_size, "
+            "inner.adapt)"
+        )
     for path, predicate, why in _SUSPICIOUS:
         value = _get(config, path)
         if predicate(value):

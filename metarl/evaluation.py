@@ -91,15 +91,25 @@ def _task_fields(task: Task) -> dict[str, Any]:
 
 
 def write_adaptation_files(
-    out_dir: str | Path, curves: dict[str, Tensor], tasks: Sequence[Task], meta: dict[str, Any] | None = None
+    out_dir: str | Path,
+    curves: dict[str, Tensor],
+    tasks: Sequence[Task],
+    meta: dict[str, Any] | None = None,
+    value_name: str = "mean_return",
+    label: str = "mean return",
+    title: str | None = None,
 ) -> dict[str, Any]:
     """Write ``adaptation.csv`` (long form), ``adaptation.json`` (summary) and ``adaptation.png``.
 
     Args:
         out_dir: folder to write into.
-        curves: method name -> ``[N, k + 1]`` returns on the same ``tasks``.
+        curves: method name -> ``[N, k + 1]`` values (returns; few-shot: mean squared error or accuracy) on
+            the same ``tasks``.
         tasks: the ``N`` tasks.
         meta: extra plain data stored in the JSON (env id, seed, step sizes, ...).
+        value_name: the CSV column of the values (``mean_return``; few-shot ``mse`` or ``accuracy``).
+        label: the figure's y-axis label.
+        title: the figure's title (default: ``meta["env_id"]``).
 
     Returns:
         The JSON content.
@@ -109,7 +119,7 @@ def write_adaptation_files(
     fields = list(_task_fields(tasks[0]))
     with (out_dir / "adaptation.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["method", "task_index", *(f"task_{f}" for f in fields), "step", "mean_return"])
+        writer.writerow(["method", "task_index", *(f"task_{f}" for f in fields), "step", value_name])
         for method, curve in curves.items():
             for i, task in enumerate(tasks):
                 values = list(_task_fields(task).values())
@@ -123,7 +133,9 @@ def write_adaptation_files(
     (out_dir / "adaptation.json").write_text(json.dumps(summary, indent=2))
     from metarl.plots import plot_adaptation
 
-    plot_adaptation(summary, out_dir / "adaptation.png", title=str((meta or {}).get("env_id", "")))
+    if title is None:
+        title = str((meta or {}).get("env_id", ""))
+    plot_adaptation(summary, out_dir / "adaptation.png", title=title, ylabel=label)
     return summary
 
 

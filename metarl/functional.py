@@ -18,6 +18,9 @@ from torch import Tensor, nn
 
 Params = dict[str, Tensor]
 InnerLoss = Callable[[Params, Any], Tensor]
+#: an inner learning rate: one number for every parameter, or one tensor per parameter (Meta-SGD,
+#: arXiv:1707.09835), each broadcastable against that parameter
+StepSize = float | Params
 
 
 def parameters_of(module: nn.Module) -> Params:
@@ -48,7 +51,7 @@ def expand_params(params: Params, n: int) -> Params:
 
 
 def inner_step(
-    loss_fn: InnerLoss, params: Params, support: Any, step_size: float, first_order: bool
+    loss_fn: InnerLoss, params: Params, support: Any, step_size: StepSize, first_order: bool
 ) -> Params:
     """One gradient step on ``loss_fn(params, support)``.
 
@@ -56,7 +59,9 @@ def inner_step(
         loss_fn: scalar loss of the parameters on the support data.
         params: current parameters.
         support: whatever ``loss_fn`` takes as data (tensors, tuples of tensors).
-        step_size: the inner learning rate ``alpha``.
+        step_size: the inner learning rate ``alpha``: a float, or a dict with a tensor for every key of
+            ``params`` (learned per-parameter rates, Meta-SGD); those stay in the graph, so the outer loss
+            differentiates them, also in first-order mode.
         first_order: if True the gradient is detached, so the outer gradient skips second-order terms.
 
     Returns:
@@ -65,6 +70,8 @@ def inner_step(
     grads = torch.func.grad(loss_fn)(params, support)
     if first_order:
         grads = {k: g.detach() for k, g in grads.items()}
+    if isinstance(step_size, dict):
+        return {k: p - step_size[k] * grads[k] for k, p in params.items()}
     return {k: p - step_size * grads[k] for k, p in params.items()}
 
 
@@ -72,10 +79,13 @@ def inner_adapt(
     loss_fn: InnerLoss,
     params: Params,
     supports: Sequence[Any],
-    step_sizes: Sequence[float],
+    step_sizes: Sequence[StepSize],
     first_order: bool,
 ) -> Params:
-    """Take one :func:`inner_step` per support set, in order (``len(step_sizes) == len(supports)``)."""
+    """Take one :func:`inner_step` per support set, in order (``len(step_sizes) == len(supports)``).
+
+    Each step size is a float or a per-parameter dict (see :func:`inner_step`).
+    """
     if len(step_sizes) != len(supports):
         raise ValueError(f"got {len(supports)} support sets but {len(step_sizes)} step sizes")
     for support, step_size in zip(supports, step_sizes, strict=True):

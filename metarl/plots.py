@@ -16,8 +16,10 @@ def _pyplot():
     return plt
 
 
-def plot_adaptation(summary: dict[str, Any], path: str | Path, title: str = "") -> None:
-    """Return against inner gradient steps, one line per method with its 95% interval band."""
+def plot_adaptation(
+    summary: dict[str, Any], path: str | Path, title: str = "", ylabel: str = "mean return"
+) -> None:
+    """Return (or another per-task value) against inner gradient steps, per method with its 95% interval."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for method, rows in summary["methods"].items():
@@ -25,7 +27,7 @@ def plot_adaptation(summary: dict[str, Any], path: str | Path, title: str = "") 
         ax.plot(steps, [r["mean"] for r in rows], marker="o", label=method)
         ax.fill_between(steps, [r["ci95_low"] for r in rows], [r["ci95_high"] for r in rows], alpha=0.2)
     ax.set_xlabel("inner gradient steps")
-    ax.set_ylabel("mean return")
+    ax.set_ylabel(ylabel)
     ax.set_xticks(steps)
     ax.set_title(f"{title} ({summary['num_tasks']} new tasks, 95% interval)")
     ax.legend()
@@ -35,20 +37,37 @@ def plot_adaptation(summary: dict[str, Any], path: str | Path, title: str = "") 
     plt.close(fig)
 
 
-def plot_learning_curve(metrics_csv: str | Path, path: str | Path, title: str = "") -> None:
-    """Mean return before and after adaptation against meta-iterations, from a run's ``metrics.csv``."""
+#: the columns :func:`plot_learning_curve` draws by default (meta-RL)
+RETURN_COLUMNS = (("meta/return_before", "before adaptation"), ("meta/return_after", "after adaptation"))
+
+
+def plot_learning_curve(
+    metrics_csv: str | Path,
+    path: str | Path,
+    title: str = "",
+    columns: tuple[tuple[str, str], ...] = RETURN_COLUMNS,
+    ylabel: str = "mean return",
+    log_scale: bool = False,
+) -> None:
+    """Columns of a run's ``metrics.csv`` (default: return before and after adaptation) per meta-iteration.
+
+    Long runs are averaged over windows of ``iterations // 500`` rows so the figure stays readable.
+    """
     plt = _pyplot()
     with Path(metrics_csv).open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    iterations = [int(r["iteration"]) for r in rows]
+    window = max(1, len(rows) // 500)
+    rows = rows[: len(rows) // window * window]
+    iterations = [int(r["iteration"]) for r in rows[window - 1 :: window]]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for column, label in (
-        ("meta/return_before", "before adaptation"),
-        ("meta/return_after", "after adaptation"),
-    ):
-        ax.plot(iterations, [float(r[column]) for r in rows], label=label)
+    for column, label in columns:
+        values = [float(r[column]) for r in rows]
+        means = [sum(values[i : i + window]) / window for i in range(0, len(values), window)]
+        ax.plot(iterations, means, label=label)
+    if log_scale:
+        ax.set_yscale("log")
     ax.set_xlabel("meta-iteration")
-    ax.set_ylabel("mean return")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)

@@ -101,6 +101,10 @@ BAD = [
     ),
     (["train", "experiments/navigation2d-quick.yaml", "--set", "method=bayes"], "method: got 'bayes'"),
     (
+        ["train", "experiments/sinusoid-quick.yaml", "--set", "method=pretrained"],
+        "few-shot runs are method maml",
+    ),
+    (
         ["baseline", "oracle", "experiments/navigation2d-quick.yaml", "--set", "oracle.timesteps=0"],
         "oracle.timesteps: got 0",
     ),

@@ -254,3 +254,24 @@ def test_suspicious_values_warn_with_the_numbers(override: str, text: str) -> No
 def test_evaluation_step_sizes_default_to_alpha_then_half(evaluation: dict, expected: list[float]) -> None:
     config = config_from_dict({"inner": {"step_size": 0.1}, "evaluation": {"steps": 3, **evaluation}})
     assert config.evaluation_step_sizes == pytest.approx(expected)
+
+
+def test_fewshot_sections_are_strict_and_name_the_method() -> None:
+    with pytest.raises(ConfigError, match="data.way: unknown key \\(did you mean 'ways'\\?\\)"):
+        config_from_dict({"data": {"dataset": "sinusoid", "way": 5}})
+    with pytest.raises(ConfigError, match="data.dataset: got 'mnist', expected one of sinusoid"):
+        config_from_dict({"data": {"dataset": "mnist"}})
+    with pytest.raises(ConfigError, match="meta.batching: got 'fast'"):
+        config_from_dict({"meta": {"batching": "fast"}})
+    assert not config_from_dict({}).is_fewshot
+    names = {
+        (False, False, "all"): "maml",
+        (True, False, "all"): "fomaml",
+        (False, True, "all"): "metasgd",
+        (False, False, "head"): "anil",
+        (True, False, "head"): "fo-anil",
+    }
+    for (first_order, learn, adapt), name in names.items():
+        inner = {"first_order": first_order, "learn_step_size": learn, "adapt": adapt}
+        config = config_from_dict({"data": {"dataset": "sinusoid", "shots": 10}, "inner": inner})
+        assert config.is_fewshot and config.method_name == name and config.evaluation_shots == (10, 1)

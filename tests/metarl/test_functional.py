@@ -201,3 +201,18 @@ def test_vmap_inner_step_over_tasks_matches_loop(first_order, expand):
         for name in params:
             assert batched[name].shape == (4, *params[name].shape)
             torch.testing.assert_close(batched[name][n], looped[name])
+
+
+def test_per_parameter_step_sizes_equal_a_float_when_all_equal():
+    """Meta-SGD's dict of step sizes: all entries alpha gives the float step; they receive gradients."""
+    model = _model()
+    params = parameters_of(model)
+    data = _data(1)
+    rates = {k: torch.full_like(v, 0.1, requires_grad=True) for k, v in params.items()}
+    with_float = inner_step(_loss_fn(model), params, data, 0.1, first_order=False)
+    with_dict = inner_step(_loss_fn(model), params, data, rates, first_order=True)
+    for k in params:
+        torch.testing.assert_close(with_dict[k], with_float[k])
+    query = _loss_fn(model)(with_dict, _data(2))
+    grads = torch.autograd.grad(query, list(rates.values()))
+    assert all(g.abs().sum() > 0 for g in grads)

@@ -1,0 +1,89 @@
+"""Shared fixtures: small few-shot data folders in the standard Omniglot and MiniImagenet layouts."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_omniglot(
+    root: Path, alphabets: dict[str, tuple[str, int]], images: int = 4, size: int = 32, seed: int = 0
+) -> Path:
+    """``images_background`` / ``images_evaluation`` trees: ``alphabets`` maps ``folder/alphabet`` -> count.
+
+    Args:
+        root: where to write.
+        alphabets: ``{"images_background/Latin": ("character", 3), ...}`` -> 3 character folders.
+        images: PNGs per character (random strokes, ``size x size`` grey).
+        size: image side (the loader resizes to 28).
+        seed: pixel seed.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for folder, (prefix, count) in alphabets.items():
+        for c in range(count):
+            char = root / folder / f"{prefix}{c + 1:02d}"
+            char.mkdir(parents=True)
+            for i in range(images):
+                pixels = np.where(rng.random((size, size)) < 0.1, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels, mode="L").save(char / f"{c:04d}_{i + 1:02d}.png")
+    return root
+
+
+def write_miniimagenet(
+    root: Path, classes: dict[str, int], images: int = 4, size: int = 24, seed: int = 0
+) -> Path:
+    """``train.csv``/``val.csv``/``test.csv`` + ``images/``; ``classes`` maps split -> number of classes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    for split, count in classes.items():
+        with (root / f"{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["filename", "label"])
+            for c in range(count):
+                label = f"n{split}{c:05d}"
+                for i in range(images):
+                    name = f"{label}{i:08d}.jpg"
+                    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                    Image.fromarray(pixels, mode="RGB").save(root / "images" / name)
+                    writer.writerow([name, label])
+    return root
+
+
+@pytest.fixture(scope="session")
+def omniglot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """14 characters (8 background, 6 evaluation), 10 images each; train_classes=8 leaves 6 x 4 = 24."""
+    root = tmp_path_factory.mktemp("omniglot")
+    return write_omniglot(
+        root,
+        {
+            "images_background/Alpha": ("character", 5),
+            "images_background/Beta": ("character", 3),
+            "images_evaluation/Gamma": ("character", 6),
+        },
+        images=10,
+    )
+
+
+@pytest.fixture(scope="session")
+def miniimagenet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 classes per split, 20 small colour JPEGs each (5-way 5-shot with 15 query images fits exactly)."""
+    return write_miniimagenet(tmp_path_factory.mktemp("miniimagenet"), {"train": 5, "val": 5, "test": 5}, 20)
+
+
+@pytest.fixture
+def omniglot_writer():
+    """:func:`write_omniglot`, for tests that need their own (often broken) folder."""
+    return write_omniglot
+
+
+@pytest.fixture
+def miniimagenet_writer():
+    """:func:`write_miniimagenet`, for tests that need their own (often broken) folder."""
+    return write_miniimagenet
