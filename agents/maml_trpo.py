@@ -29,9 +29,10 @@ from torch import Tensor
 from torch.func import functional_call
 
 from agents.baselines import LinearFeatureBaseline
-from agents.policies import GaussianMLPPolicy, gaussian_kl, gaussian_log_prob, sample_gaussian
-from metarl.collect import PolicyFn, VectorCollector
+from agents.policies import GaussianMLPPolicy, TaskPolicy, gaussian_kl, gaussian_log_prob, task_noise_seeds
+from metarl.collect import Collector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
+from metarl.errors import NonFiniteError
 from metarl.functional import Params, expand_params, flatten_params, inner_adapt, inner_step, unflatten_params
 from metarl.optim.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
 from metarl.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
@@ -123,16 +124,15 @@ class MAMLTRPO:
         """The meta-parameters, detached, with a task axis: ``[N, ...]`` per entry."""
         return expand_params({k: v.detach() for k, v in self.policy.named_parameters()}, num_tasks)
 
-    def policy_fn(self, params: Params, generator: torch.Generator) -> PolicyFn:
-        """Sampling policy for the collector: per-task parameters ``[N, ...]``, observations ``[N, E, D]``."""
+    def policy_fn(self, params: Params, generator: torch.Generator) -> TaskPolicy:
+        """Sampling policy for the collector: per-task parameters ``[N, ...]``, observations ``[N, E, D]``.
 
-        def act(observations: Tensor) -> Tensor:
-            mean, log_std = torch.func.vmap(
-                lambda p, o: functional_call(self.policy, p, (o,)), randomness="error"
-            )(params, observations)
-            return sample_gaussian(mean, log_std[:, None, :], generator)
-
-        return act
+        One draw from ``generator`` seeds a separate noise stream per task (:class:`TaskPolicy`), so the
+        episodes do not depend on how a collector splits the tasks among workers.
+        """
+        base = int(torch.randint(0, 2**62, (1,), generator=generator))
+        num_tasks = next(iter(params.values())).shape[0]
+        return TaskPolicy(self.policy, params, task_noise_seeds(base, num_tasks))
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
         """One inner step for every task at once: ``[N, ...]`` parameters -> ``[N, ...]`` (detached)."""
@@ -147,7 +147,7 @@ class MAMLTRPO:
 
     def sample(
         self,
-        collector: VectorCollector,
+        collector: Collector,
         tasks: Sequence[Task],
         rng: np.random.Generator,
         generator: torch.Generator,
@@ -219,15 +219,24 @@ class MAMLTRPO:
         """
         supports = tuple(self.pg_data(b) for b in meta_batch.support)
         query = self.pg_data(meta_batch.query)
+        if not all(torch.isfinite(data[2]).all() for data in (*supports, query)):
+            raise NonFiniteError("advantages")
         old = self._old_policy(supports, query[0])
         theta = flatten_params(dict(self.policy.named_parameters())).detach()
         return self._objective(supports, query, old), theta
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
-        """One TRPO meta-update; updates the policy in place and returns flat float metrics."""
+        """One TRPO meta-update; updates the policy in place and returns flat float metrics.
+
+        Raises:
+            NonFiniteError: NaN or inf in the advantages, the meta-gradient or the new parameters (the policy
+                is left unchanged).
+        """
         objective, theta = self.meta_objective(meta_batch)
         loss_before, _ = objective(theta)
         grad = torch.func.grad(lambda t: objective(t)[0])(theta)
+        if not torch.isfinite(grad).all():
+            raise NonFiniteError("gradient")
         _, hvp = torch.func.vjp(torch.func.grad(lambda t: objective(t)[1]), theta)
 
         def fisher_vector_product(v: Tensor) -> Tensor:
@@ -245,6 +254,8 @@ class MAMLTRPO:
                 self.trpo.ls_ratio,
                 self.trpo.ls_max_steps,
             )
+            if not torch.isfinite(result.params).all():
+                raise NonFiniteError("parameters")
             torch.nn.utils.vector_to_parameters(result.params, self.policy.parameters())
         returns = [b.episode_returns().mean().item() for b in (*meta_batch.support, meta_batch.query)]
         metrics = {

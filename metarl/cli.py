@@ -22,13 +22,25 @@ import torch
 import yaml
 
 from metarl.checkpoint import load_checkpoint
-from metarl.collect import make_collector
+from metarl.collect import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, load_config
-from metarl.errors import CheckpointError, ConfigError
+from metarl.errors import CheckpointError, ConfigError, RunError
 from metarl.tasks import import_task_modules, make_task_distribution
 
-#: keys that may change when resuming a run; any other difference is a different experiment
-RESUMABLE_CHANGES = ("meta.iterations", "logging.")
+#: keys that may change when resuming a run; any other difference is a different experiment (every collector
+#: backend returns the same episodes, so a run may resume on another backend or cluster)
+RESUMABLE_CHANGES = (
+    "meta.iterations",
+    "logging.",
+    "collector.backend",
+    "collector.workers",
+    "collector.start_method",
+    "collector.address",
+    "collector.timeout_s",
+    "collector.max_restarts",
+)
+#: modules a worker process imports to register the task distributions (plus the config's env.imports)
+TASK_IMPORTS = ("envs",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,12 +67,12 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
             f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; "
             "MAML-TRPO here needs Box"
         )
-    collector = make_collector(
+    collector = collector_from_config(
+        config.collector,
         config.env.id,
+        TASK_IMPORTS + tuple(config.env.imports),
         num_tasks or config.meta.batch_size,
         episodes or config.meta.episodes_per_task,
-        config.collector.vectorization,
-        rescale_actions=config.collector.rescale_actions,
     )
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
@@ -111,8 +123,9 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
         ]
         if changed:
             raise ConfigError(
-                f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations and "
-                "logging.* may change when resuming (start a new run instead)"
+                f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations, "
+                "logging.* and collector.backend/workers/start_method/address/timeout_s/max_restarts may "
+                "change when resuming (start a new run instead)"
             )
         load_checkpoint(run_dir / "checkpoints" / "latest.pt")
         return config, run_dir, True
@@ -140,8 +153,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
     print(f"run directory: {run_dir}", file=sys.stderr)
-    metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
-    collector.close()
+    try:
+        metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
+    finally:
+        collector.close()
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
     summary = _evaluate_methods(config, run_dir, learner, distribution, [], [])
     if metrics:
@@ -208,12 +223,12 @@ def _evaluate_methods(
     from metarl.evaluation import adaptation_curve, same_tasks, write_adaptation_files
     from metarl.seeding import evaluation_generators
 
-    collector = make_collector(
+    collector = collector_from_config(
+        config.collector,
         config.env.id,
+        TASK_IMPORTS + tuple(config.env.imports),
         config.evaluation.tasks,
         config.evaluation.episodes,
-        config.collector.vectorization,
-        rescale_actions=config.collector.rescale_actions,
     )
 
     def curve_of(adapter, step_sizes: list[float]):
@@ -411,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as exc:
         print(f"metarl: error: {exc}", file=sys.stderr)
         return 2
+    except RunError as exc:
+        print(f"metarl: stopped: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             "metarl: interrupted; checkpoints written so far are intact (resume with --resume RUN_DIR)",

@@ -19,7 +19,8 @@ def test_shipped_policy_loads_and_adapts(path: Path, tmp_path: Path) -> None:
     state = load_checkpoint(path)
     assert state["iteration"] >= 1 and "log_std" in state["policy"]
     out = tmp_path / "eval"
-    assert main(["evaluate", str(path), "--tasks", "4", "--steps", "1", "--episodes", "4", "--out", str(out)]) == 0
+    argv = ["evaluate", str(path), "--tasks", "4", "--steps", "1", "--episodes", "4", "--out", str(out)]
+    assert main(argv) == 0
     rows = json.loads((out / "adaptation.json").read_text())["methods"]["maml"]
     assert rows[1]["mean"] > rows[0]["mean"], "one inner step should improve the return of a trained policy"
 
