@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,7 +22,7 @@ import gymnasium as gym
 import torch
 import yaml
 
-from metarl.checkpoint import load_checkpoint
+from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.collect import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, load_config
 from metarl.errors import CheckpointError, ConfigError, RunError
@@ -127,7 +128,16 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
                 "logging.* and collector.backend/workers/start_method/address/timeout_s/max_restarts may "
                 "change when resuming (start a new run instead)"
             )
-        load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not latest.exists():
+            warnings.warn(
+                f"--resume: {str(run_dir)!r} has no checkpoint yet (stopped before the first one); "
+                "training it from iteration 0",
+                UserWarning,
+                stacklevel=2,
+            )
+            return config, run_dir, False
+        load_checkpoint(latest)
         return config, run_dir, True
     if args.config is None:
         raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
@@ -151,7 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    atomic_write(run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
     print(f"run directory: {run_dir}", file=sys.stderr)
     try:
         metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
@@ -327,11 +338,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     import json
 
     import envs  # noqa: F401  (registers the metarl/* ids)
-    from metarl.benchmark import format_table, run_benchmark
+    from metarl.benchmark import format_backend_table, format_table, run_backend_benchmark, run_benchmark
     from metarl.tasks import check_env_id
 
     check_env_id(args.env)
-    if not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
+    if args.workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
+    if not args.backends and not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
         raise ConfigError(
             f"--env: {args.env!r} has no MuJoCo model; benchmark a metarl/HalfCheetah* or metarl/Ant* id"
         )
@@ -340,13 +353,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create {str(out.parent)!r}: {exc.strerror}") from None
-    result = run_benchmark(args.env, args.quick, build)
+    command = ["metarl benchmark", "--env", args.env, *(["--quick"] if args.quick else [])]
+    if args.backends:
+        result = run_backend_benchmark(args.env, args.quick, build, args.backends, args.workers)
+        command += ["--backends", *args.backends, "--workers", str(args.workers)]
+    else:
+        result = run_benchmark(args.env, args.quick, build)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    result["command"] = " ".join(
-        ["metarl benchmark", "--env", args.env, *(["--quick"] if args.quick else [])]
-    )
+    result["command"] = " ".join(command)
     out.write_text(json.dumps(result, indent=2))
-    print(format_table(result))
+    print(format_backend_table(result) if args.backends else format_table(result))
     print(f"wrote {out}")
     return 0
 
@@ -414,6 +430,13 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--env", default="metarl/HalfCheetahVel-v0", help="a MuJoCo task id")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (under two minutes)")
     bench.add_argument("--out", default="benchmark.json", help="JSON file to write (default: benchmark.json)")
+    bench.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["local", "subprocess", "ray"],
+        help="compare these collector.backend values instead (env steps/s, same run; any task id)",
+    )
+    bench.add_argument("--workers", type=int, default=2, help="workers of subprocess and ray (default 2)")
     bench.set_defaults(func=cmd_benchmark)
     return parser
 

@@ -3,7 +3,7 @@
 ``metarl-test/Faulty-v0``: observation ``[t, goal]``, reward ``-|a - goal|``, 20 steps. The task's ``fault``
 says what happens at step 3 (``FAULT_STEP``) of the sub-env that holds it:
 
-- ``kill``: the process kills itself with SIGKILL, once (only while the file ``marker`` exists; it removes it);
+- ``kill``: the process kills itself with SIGKILL, once (while the file ``marker`` exists; it removes it);
 - ``hang``: sleeps for a minute, once (same marker rule);
 - ``kill-always``: SIGKILL every time;
 - ``raise``: raises ``ValueError``;
@@ -43,7 +43,14 @@ def _claim(marker: str) -> bool:
 
 
 class FaultyEnv(gym.Env):
-    def __init__(self) -> None:
+    """``fault``: the fault of the tasks ``sample_tasks`` draws.
+
+    ``nan-once``: ``nan`` with the marker file named by ``$METARL_TEST_MARKER``; ``nan-if-switch``: ``nan``
+    every time while the file ``$METARL_TEST_SWITCH`` exists.
+    """
+
+    def __init__(self, fault: str = "") -> None:
+        self.fault = fault
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
         self.action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
         self.task = FaultTask(0.0)
@@ -51,7 +58,12 @@ class FaultyEnv(gym.Env):
         self.broken = False
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[FaultTask]:
-        return [FaultTask(float(g)) for g in rng.uniform(-1, 1, n)]
+        goals = [float(g) for g in rng.uniform(-1, 1, n)]
+        if self.fault == "nan-once":
+            return [FaultTask(g, "nan", os.environ["METARL_TEST_MARKER"]) for g in goals]
+        if self.fault == "nan-if-switch" and Path(os.environ["METARL_TEST_SWITCH"]).exists():
+            return [FaultTask(g, "nan") for g in goals]
+        return [FaultTask(g) for g in goals]
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -78,5 +90,8 @@ class FaultyEnv(gym.Env):
         return self._obs(), reward, False, False, {}
 
 
-if "metarl-test/Faulty-v0" not in gym.registry:
-    gym.register("metarl-test/Faulty-v0", entry_point=FaultyEnv, max_episode_steps=20)
+for _id, _fault in (("Faulty", ""), ("NaNOnce", "nan-once"), ("NaNIfSwitch", "nan-if-switch")):
+    if f"metarl-test/{_id}-v0" not in gym.registry:
+        gym.register(
+            f"metarl-test/{_id}-v0", entry_point=FaultyEnv, max_episode_steps=20, kwargs={"fault": _fault}
+        )

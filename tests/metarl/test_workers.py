@@ -62,7 +62,6 @@ FAULTY = CollectorSpec("metarl-test/Faulty-v0", E, imports=("faulty_envs",))
 
 def nav_tasks():
     import envs  # noqa: F401
-
     from metarl.tasks import make_task_distribution
 
     return make_task_distribution("metarl/Navigation2D-v0").sample_tasks(N, np.random.default_rng(3))
@@ -123,7 +122,9 @@ def test_repeated_failures_stop_with_one_clear_error(backend: str, tmp_path: Pat
     collector = remote(backend, FAULTY, max_restarts=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        with pytest.raises(CollectorError, match=r"worker 1 \(tasks 2-3\).*more than collector.max_restarts=1"):
+        with pytest.raises(
+            CollectorError, match=r"worker 1 \(tasks 2-3\).*more than collector.max_restarts=1"
+        ):
             collector.collect(tasks, task_policy(2, 1), seed=11)
     collector.close()
 
