@@ -150,8 +150,12 @@ class VectorCollector:
         self._unstable_resets = 0
 
     def pop_stats(self) -> dict[str, float]:
-        """``collector/unstable_resets``: episodes ended by an unstable simulation since the last call."""
-        stats = {"collector/unstable_resets": float(self._unstable_resets)}
+        """Counters since the last call, then reset.
+
+        ``collector/unstable_resets``: episodes ended by an unstable simulation;
+        ``collector/worker_restarts``: always 0 here (the worker backends count theirs).
+        """
+        stats = {"collector/unstable_resets": float(self._unstable_resets), "collector/worker_restarts": 0.0}
         self._unstable_resets = 0
         return stats
 

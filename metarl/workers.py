@@ -10,14 +10,16 @@ and its slice collected again, with a warning; more than ``collector.max_restart
 collection stop it with a :class:`~metarl.errors.CollectorError`.
 
 :class:`SubprocessCollector` runs the workers as processes (``spawn`` or ``forkserver``; torch limited to one
-thread in each). Jobs go through a pipe, and the episodes come back through a shared-memory block per worker
-(``multiprocessing.shared_memory``) that outlives the worker, so a replacement writes into the same block.
+thread in each). Jobs go through a pipe (pickled by value), and the episodes come back through a
+shared-memory block per worker (``multiprocessing.shared_memory``) that outlives the worker, so a replacement
+writes into the same block.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import pickle
 import signal
 import threading
 import time
@@ -222,12 +224,12 @@ def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layo
     try:
         while True:
             try:
-                job = conn.recv()
+                job = conn.recv_bytes()
             except (EOFError, OSError):
                 break
-            if job is None:
+            if not job:
                 break
-            tasks, policy, seed = job
+            tasks, policy, seed = pickle.loads(job)
             try:
                 batch = collector.collect(tasks, policy, seed)
             except Exception as exc:
@@ -242,9 +244,9 @@ def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layo
         shm.close()
 
 
-def _send_quietly(conn: Any, message: Any) -> None:
+def _send_quietly(conn: Any, message: bytes) -> None:
     try:
-        conn.send(message)
+        conn.send_bytes(message)
     except (OSError, ValueError):  # the worker died: the main loop sees its sentinel
         pass
 
@@ -292,8 +294,10 @@ class SubprocessCollector(RemoteCollector):
 
     def _submit(self, k: int, tasks: list[Task], policy: Any, seed: int) -> None:
         lo, hi = self.slices[k]
+        # Plain pickle, by value: multiprocessing's own pickler would pass tensors as shared-memory handles
+        # once anything has imported torch.multiprocessing, and those could be freed before the worker reads.
+        message = pickle.dumps((tasks, policy.select(lo, hi), seed), protocol=pickle.HIGHEST_PROTOCOL)
         # a thread, so that a worker that is still importing (or hung) never blocks the main process
-        message = (tasks, policy.select(lo, hi), seed)
         threading.Thread(target=_send_quietly, args=(self._conns[k], message), daemon=True).start()
 
     def _wait(self, pending: Sequence[int], timeout: float) -> dict[int, tuple[str, Any]]:
@@ -329,7 +333,7 @@ class SubprocessCollector(RemoteCollector):
 
     def _shutdown(self) -> None:
         for conn in self._conns.values():
-            _send_quietly(conn, None)
+            _send_quietly(conn, b"")  # empty: stop
         for k, process in self._processes.items():
             process.join(5.0)
             if process.is_alive():
