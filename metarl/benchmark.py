@@ -284,7 +284,7 @@ def run_backend_benchmark(
     """
     from metarl.config import Config
 
-    n, e, repeats = (2, 2, 1) if quick else (20, 10, 5)
+    n, e, repeats = (2, 2, 1) if quick else (40, 20, 5)
     results: dict[str, Any] = {"env_id": env_id, "num_tasks": n, "episodes_per_task": e, "repeats": repeats}
     results["workers"], results["backends"] = workers, {}
     reference = None

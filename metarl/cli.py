@@ -191,6 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
+    config.collector.backend = "local"  # evaluate where you are: the run's workers or cluster may be gone
     for key in ("tasks", "steps", "episodes", "seed", "first_step_size", "later_step_size"):
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
@@ -295,6 +296,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     target = Path(args.target)
     state = load_checkpoint(target / "checkpoints" / "latest.pt" if target.is_dir() else target)
     config = config_from_dict(state["config"])
+    config.collector.backend = "local"  # rendering needs the in-process collector's action mapping
     if args.out:
         out = Path(args.out)
     elif target.is_dir():

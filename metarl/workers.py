@@ -17,6 +17,7 @@ writes into the same block.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import pickle
@@ -219,7 +220,8 @@ def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layo
     try:
         collector = spec.build(num_tasks)
     except Exception as exc:
-        conn.send(("error", f"building the envs: {one_line(exc)}"))
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"building the envs: {one_line(exc)}"))
         return
     try:
         while True:
@@ -232,12 +234,15 @@ def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layo
             tasks, policy, seed = pickle.loads(job)
             try:
                 batch = collector.collect(tasks, policy, seed)
+                for name, view in views.items():
+                    view[...] = getattr(batch, name).numpy()
+                reply = ("done", collector.pop_stats())
             except Exception as exc:
-                conn.send(("error", one_line(exc)))
-                continue
-            for name, view in views.items():
-                view[...] = getattr(batch, name).numpy()
-            conn.send(("done", collector.pop_stats()))
+                reply = ("error", one_line(exc))
+            try:
+                conn.send(reply)
+            except OSError:  # the main process is gone
+                break
     finally:
         collector.close()
         views.clear()
