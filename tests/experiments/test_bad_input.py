@@ -257,3 +257,13 @@ def test_real_processes_exit_2_with_one_line(workspace: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
         assert result.stdout == "", (name, result.stdout)
     assert snapshot(workspace) == before
+
+
+def test_resuming_on_another_backend_is_allowed(workspace: Path) -> None:
+    from metarl.cli import _prepare_train, make_parser
+
+    sets = ["collector.backend=subprocess", "collector.workers=2", "meta.iterations=3"]
+    argv = ["train", "--resume", str(workspace / "run")] + [a for s in sets for a in ("--set", s)]
+    args = make_parser().parse_args(argv)
+    config, run_dir, resume = _prepare_train(args)
+    assert resume and run_dir == workspace / "run" and config.collector.backend == "subprocess"
