@@ -128,62 +128,72 @@ class RemoteCollector:
                 self._start(k)
             self._started = True
         self._prepare(policy)
-        e = self.episodes_per_task
-        jobs = {k: (list(tasks[lo:hi]), seed + lo * e) for k, (lo, hi) in enumerate(self.slices)}
-        deadlines = {}
-        for k, (job_tasks, job_seed) in jobs.items():
-            self._submit(k, job_tasks, policy, job_seed)
-            deadlines[k] = time.monotonic() + self.timeout_s
+        # worker k resets its sub-env j with seed + lo * E + j: the seed sub-env lo * E + j gets in `local`
+        jobs = {
+            k: (list(tasks[lo:hi]), seed + lo * self.episodes_per_task)
+            for k, (lo, hi) in enumerate(self.slices)
+        }
+        deadlines = {k: self._send(k, jobs[k], policy) for k in jobs}
         results: dict[int, dict[str, np.ndarray]] = {}
         failures = 0
         while len(results) < len(jobs):
-            pending = [k for k in jobs if k not in results]
-            timeout = max(0.0, min(deadlines[k] for k in pending) - time.monotonic())
-            outcomes = self._wait(pending, timeout)
-            now = time.monotonic()
-            for k in pending:
-                if k not in outcomes and now >= deadlines[k]:
-                    outcomes[k] = ("dead", f"gave no answer within collector.timeout_s={self.timeout_s:g} s")
-            for k, (kind, value) in outcomes.items():
+            for k, (kind, value) in self._outcomes([k for k in jobs if k not in results], deadlines).items():
                 if kind == "done":
-                    arrays, stats = value
-                    results[k] = arrays
+                    results[k], stats = value
                     for name, count in stats.items():
                         self._stats[name] = self._stats.get(name, 0.0) + count
-                    continue
-                lo, hi = self.slices[k]
-                if kind == "error":
-                    self.close()
-                    raise CollectorError(
-                        f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) failed: {value}"
-                    )
-                failures += 1
-                self._kill(k)
-                if failures > self.max_restarts:
-                    self.close()
-                    raise CollectorError(
-                        f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) {value}; that is "
-                        f"failure {failures} in one collection, more than collector.max_restarts="
-                        f"{self.max_restarts}; stopped (the run directory and its checkpoints are intact)"
-                    )
-                warnings.warn(
-                    f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) {value}; started a new "
-                    f"worker and collected its episodes again ({failures} of collector.max_restarts="
-                    f"{self.max_restarts} used in this collection)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self._stats["collector/worker_restarts"] += 1
-                self._start(k)
-                job_tasks, job_seed = jobs[k]
-                self._submit(k, job_tasks, policy, job_seed)
-                deadlines[k] = time.monotonic() + self.timeout_s
+                elif kind == "error":
+                    self._stop(k, f"failed: {value}")
+                else:
+                    failures += 1
+                    self._replace(k, value, failures)
+                    deadlines[k] = self._send(k, jobs[k], policy)
         return EpisodeBatch(
             **{
-                name: torch.from_numpy(np.concatenate([results[k][name] for k in range(len(jobs))]))
+                name: torch.from_numpy(np.concatenate([results[k][name] for k in sorted(results)]))
                 for name in FIELDS
             }
         )
+
+    def _send(self, k: int, job: tuple[list[Task], int], policy: Any) -> float:
+        """Submit worker ``k``'s job; return its deadline."""
+        self._submit(k, job[0], policy, job[1])
+        return time.monotonic() + self.timeout_s
+
+    def _outcomes(self, pending: list[int], deadlines: dict[int, float]) -> dict[int, tuple[str, Any]]:
+        """What arrived before the earliest deadline, plus a ``dead`` outcome for each worker past its own."""
+        timeout = max(0.0, min(deadlines[k] for k in pending) - time.monotonic())
+        outcomes = self._wait(pending, timeout)
+        now = time.monotonic()
+        for k in pending:
+            if k not in outcomes and now >= deadlines[k]:
+                outcomes[k] = ("dead", f"gave no answer within collector.timeout_s={self.timeout_s:g} s")
+        return outcomes
+
+    def _stop(self, k: int, what: str) -> None:
+        lo, hi = self.slices[k]
+        self.close()
+        raise CollectorError(f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) {what}")
+
+    def _replace(self, k: int, why: str, failures: int) -> None:
+        """Kill worker ``k`` and start a new one, with a warning; stop after ``max_restarts``."""
+        self._kill(k)
+        if failures > self.max_restarts:
+            self._stop(
+                k,
+                f"{why}; that is failure {failures} in one collection, more than collector.max_restarts="
+                f"{self.max_restarts}; stopped (the run directory and its checkpoints are intact)",
+            )
+        lo, hi = self.slices[k]
+        warnings.warn(
+            f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) {why}; started a new worker and "
+            f"collected its episodes again ({failures} of collector.max_restarts={self.max_restarts} used in "
+            "this collection)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self._stats["collector/worker_restarts"] += 1
+        self._start(k)
 
     def pop_stats(self) -> dict[str, float]:
         """``collector/unstable_resets`` and ``collector/worker_restarts`` since the last call."""
