@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -27,6 +27,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
+from metarl.config import CollectorConfig
 from metarl.errors import ConfigError
 from metarl.tasks import check_env_id, import_task_modules
 from metarl.types import EpisodeBatch, Task
@@ -271,9 +272,9 @@ class CollectorSpec:
 
 
 def collector_from_config(
-    collector: Any, env_id: str, imports: Sequence[str], num_tasks: int, episodes_per_task: int
+    collector: CollectorConfig, env_id: str, imports: Sequence[str], num_tasks: int, episodes_per_task: int
 ) -> Collector:
-    """The collector that ``collector`` (a ``metarl.config.CollectorConfig``) asks for.
+    """The collector that ``collector`` asks for.
 
     Args:
         collector: backend, workers, address, timeouts, vectorization and action rescaling.

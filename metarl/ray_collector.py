@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from metarl.collect import CollectorSpec
+from metarl.config import CollectorConfig
 from metarl.errors import ConfigError
 from metarl.types import Task
 from metarl.workers import RemoteCollector, one_line
@@ -93,7 +94,7 @@ class RayCollector(RemoteCollector):
     Args:
         spec: how each actor builds its collector.
         num_tasks: ``N``.
-        options: a ``metarl.config.CollectorConfig`` (``address`` among the rest).
+        options: the collector settings (``address`` among the rest).
 
     Raises:
         ConfigError: Ray is not installed, or ``options.address`` cannot be reached.
@@ -101,7 +102,7 @@ class RayCollector(RemoteCollector):
 
     backend = "ray"
 
-    def __init__(self, spec: CollectorSpec, num_tasks: int, options: Any) -> None:
+    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
         """See the class docstring."""
         try:
             import ray  # noqa: F401

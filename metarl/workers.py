@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from metarl.collect import CollectorSpec, PolicyFn
+from metarl.config import CollectorConfig
 from metarl.errors import CollectorError
 from metarl.types import EpisodeBatch, Task
 
@@ -53,12 +54,12 @@ class RemoteCollector:
     Args:
         spec: how each worker builds its collector.
         num_tasks: ``N``; worker ``k`` gets a contiguous slice of whole tasks.
-        options: a ``metarl.config.CollectorConfig`` (``workers``, ``timeout_s``, ``max_restarts``, ...).
+        options: the collector settings (``workers``, ``timeout_s``, ``max_restarts``, ...).
     """
 
     backend = "remote"
 
-    def __init__(self, spec: CollectorSpec, num_tasks: int, options: Any) -> None:
+    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
         """See the class docstring."""
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
@@ -272,12 +273,12 @@ class SubprocessCollector(RemoteCollector):
     Args:
         spec: how each worker builds its collector.
         num_tasks: ``N``.
-        options: a ``metarl.config.CollectorConfig``.
+        options: the collector settings.
     """
 
     backend = "subprocess"
 
-    def __init__(self, spec: CollectorSpec, num_tasks: int, options: Any) -> None:
+    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
         """See the class docstring."""
         super().__init__(spec, num_tasks, options)
         self._context = multiprocessing.get_context(options.start_method)
