@@ -232,3 +232,15 @@ def test_an_unstable_simulation_ends_its_episode_resets_and_is_counted(env_id: s
     assert collector.pop_stats()["collector/unstable_resets"] == 1.0
     assert collector.pop_stats()["collector/unstable_resets"] == 0.0
     collector.close()
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0"])
+def test_the_single_env_reports_an_unstable_simulation_like_the_vector_env(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(np.zeros(env.action_space.shape))
+    assert not terminated and "unstable" not in info
+    env.data.qvel[:] = 1e30
+    with pytest.warns(RuntimeWarning, match="unstable"):
+        obs, reward, terminated, _, info = env.step(np.zeros(env.action_space.shape))
+    assert terminated and reward == 0.0 and info["unstable"] and np.isfinite(obs).all()
