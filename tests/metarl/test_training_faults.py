@@ -137,3 +137,14 @@ def test_the_learner_refuses_non_finite_advantages_gradients_and_parameters(
         learner.step(meta_batch_with())
     for k, v in learner.policy.state_dict().items():
         assert torch.equal(v, before[k]), "a refused update leaves the policy as it was"
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_iteration_0(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(train("metarl-test/Faulty-v0", run, "meta.iterations=2")) == 0
+    expected = [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows(run)]
+    for path in (run / "checkpoints").iterdir():
+        path.unlink()
+    with pytest.warns(UserWarning, match="has no checkpoint yet .* training it from iteration 0"):
+        assert main(["train", "--resume", str(run)]) == 0
+    assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows(run)] == expected
