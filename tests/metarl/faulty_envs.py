@@ -46,7 +46,8 @@ class FaultyEnv(gym.Env):
     """``fault``: the fault of the tasks ``sample_tasks`` draws.
 
     ``nan-once``: ``nan`` with the marker file named by ``$METARL_TEST_MARKER``; ``nan-if-switch``: ``nan``
-    every time while the file ``$METARL_TEST_SWITCH`` exists.
+    every time while the file ``$METARL_TEST_SWITCH`` exists; ``kill-once``: ``kill`` with the marker file
+    ``$METARL_TEST_MARKER`` (never run it in-process with the marker present).
     """
 
     def __init__(self, fault: str = "") -> None:
@@ -63,6 +64,8 @@ class FaultyEnv(gym.Env):
             return [FaultTask(g, "nan", os.environ["METARL_TEST_MARKER"]) for g in goals]
         if self.fault == "nan-if-switch" and Path(os.environ["METARL_TEST_SWITCH"]).exists():
             return [FaultTask(g, "nan") for g in goals]
+        if self.fault == "kill-once":
+            return [FaultTask(g, "kill", os.environ["METARL_TEST_MARKER"]) for g in goals]
         return [FaultTask(g) for g in goals]
 
     def reset(self, *, seed=None, options=None):
@@ -90,7 +93,12 @@ class FaultyEnv(gym.Env):
         return self._obs(), reward, False, False, {}
 
 
-for _id, _fault in (("Faulty", ""), ("NaNOnce", "nan-once"), ("NaNIfSwitch", "nan-if-switch")):
+for _id, _fault in (
+    ("Faulty", ""),
+    ("NaNOnce", "nan-once"),
+    ("NaNIfSwitch", "nan-if-switch"),
+    ("KillOnce", "kill-once"),
+):
     if f"metarl-test/{_id}-v0" not in gym.registry:
         gym.register(
             f"metarl-test/{_id}-v0", entry_point=FaultyEnv, max_episode_steps=20, kwargs={"fault": _fault}

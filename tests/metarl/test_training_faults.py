@@ -148,3 +148,24 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_iteration_0(tmp_
     with pytest.warns(UserWarning, match="has no checkpoint yet .* training it from iteration 0"):
         assert main(["train", "--resume", str(run)]) == 0
     assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows(run)] == expected
+
+
+def test_training_survives_a_worker_killed_mid_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "kill.marker"
+    monkeypatch.setenv("METARL_TEST_MARKER", str(marker))  # absent: nothing is killed
+    reference = tmp_path / "reference"
+    assert main(train("metarl-test/KillOnce-v0", reference, "meta.iterations=2")) == 0
+    marker.touch()  # now the first worker to step such a task kills itself, once
+    run = tmp_path / "run"
+    sets = ["meta.iterations=2", "collector.backend=subprocess", "collector.workers=2"]
+    with pytest.warns(RuntimeWarning, match=r"worker \d \(tasks \d-\d\) \(pid \d+\) was killed by signal 9"):
+        assert main(train("metarl-test/KillOnce-v0", run, *sets)) == 0
+    assert not marker.exists()
+    ours, theirs = rows(run), rows(reference)
+    assert [r["collector/worker_restarts"] for r in ours] == ["1.0", "0.0"]
+    for r in (*ours, *theirs):
+        r.pop("collector/worker_restarts")
+    strip = [{k: v for k, v in r.items() if not k.startswith("time/")} for r in ours]
+    assert strip == [{k: v for k, v in r.items() if not k.startswith("time/")} for r in theirs]
