@@ -233,6 +233,8 @@ def _start_xvfb() -> tuple[subprocess.Popen, str]:
 def test_viewer_opens_and_steps_under_xvfb(runs: dict[str, Path]) -> None:
     server, display = _start_xvfb()
     env = {k: v for k, v in os.environ.items() if k not in GL_VARIABLES}
+    # this checkout's metarl, whatever the working directory or another installed copy
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     args = ["render", str(runs["cheetah"]), "--task", "velocity=1", "--steps", "0", "--viewer"]
     try:
         result = subprocess.run(
