@@ -121,9 +121,11 @@ def sample_and_step(
         The learner's metrics plus timings and ``collector/*`` counters (``collector/recollections``).
     """
     problem = ""
+    stats: dict[str, float] = {}
     for attempt in range(2):
         meta_batch = learner.sample(collector, tasks, rng, gen)
-        stats = collector.pop_stats()
+        for name, count in collector.pop_stats().items():  # both attempts count
+            stats[name] = stats.get(name, 0.0) + count
         quantity = non_finite_quantity(meta_batch)
         update_begin = time.perf_counter()
         if quantity is None:
