@@ -32,13 +32,15 @@ from torch.func import functional_call
 from agents.baselines import LinearFeatureBaseline
 from agents.policies import (
     GaussianMLPPolicy,
+    TaskPolicy,
     gaussian_fisher_product,
     gaussian_kl,
     gaussian_log_prob,
-    sample_gaussian,
+    task_noise_seeds,
 )
-from metarl.collect import PolicyFn, VectorCollector
+from metarl.collect import Collector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
+from metarl.errors import NonFiniteError
 from metarl.functional import Params, expand_params, flatten_params, inner_adapt, inner_step, unflatten_params
 from metarl.optim.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
 from metarl.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
@@ -200,16 +202,15 @@ class MAMLTRPO:
         """The meta-parameters, detached, with a task axis: ``[N, ...]`` per entry."""
         return expand_params({k: v.detach() for k, v in self.policy.named_parameters()}, num_tasks)
 
-    def policy_fn(self, params: Params, generator: torch.Generator) -> PolicyFn:
-        """Sampling policy for the collector: per-task parameters ``[N, ...]``, observations ``[N, E, D]``."""
+    def policy_fn(self, params: Params, generator: torch.Generator) -> TaskPolicy:
+        """Sampling policy for the collector: per-task parameters ``[N, ...]``, observations ``[N, E, D]``.
 
-        def act(observations: Tensor) -> Tensor:
-            mean, log_std = torch.func.vmap(
-                lambda p, o: functional_call(self.policy, p, (o,)), randomness="error"
-            )(params, observations)
-            return sample_gaussian(mean, log_std[:, None, :], generator)
-
-        return act
+        One draw from ``generator`` seeds a separate noise stream per task (:class:`TaskPolicy`), so the
+        episodes do not depend on how a collector splits the tasks among workers.
+        """
+        base = int(torch.randint(0, 2**62, (1,), generator=generator))
+        num_tasks = next(iter(params.values())).shape[0]
+        return TaskPolicy(self.policy, params, task_noise_seeds(base, num_tasks))
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
         """One inner step for every task at once: ``[N, ...]`` parameters -> ``[N, ...]`` (detached)."""
@@ -224,7 +225,7 @@ class MAMLTRPO:
 
     def sample(
         self,
-        collector: VectorCollector,
+        collector: Collector,
         tasks: Sequence[Task],
         rng: np.random.Generator,
         generator: torch.Generator,
@@ -295,6 +296,8 @@ class MAMLTRPO:
         """Advantages for every support and query batch, on the meta-update device, and ``theta [P]``."""
         supports = tuple(_to(self.pg_data(b), self.device) for b in meta_batch.support)
         query = _to(self.pg_data(meta_batch.query), self.device)
+        if not all(torch.isfinite(data[2]).all() for data in (*supports, query)):
+            raise NonFiniteError("advantages")
         like = {k: v.detach().to(self.device) for k, v in self.policy.named_parameters()}
         return supports, query, flatten_params(like), like
 
@@ -391,8 +394,15 @@ class MAMLTRPO:
         return fvp
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
-        """One TRPO meta-update; updates the policy in place and returns flat float metrics."""
+        """One TRPO meta-update; updates the policy in place and returns flat float metrics.
+
+        Raises:
+            NonFiniteError: NaN or inf in the advantages, the meta-gradient or the new parameters (the policy
+                is left unchanged).
+        """
         loss_before, grad, fvp, objective = self.linearize(meta_batch)
+        if not torch.isfinite(grad).all():
+            raise NonFiniteError("gradient")
         theta = flatten_params({k: v.detach() for k, v in self.policy.named_parameters()}).to(self.device)
 
         def damped_fvp(v: Tensor) -> Tensor:
@@ -410,6 +420,8 @@ class MAMLTRPO:
                 self.trpo.ls_ratio,
                 self.trpo.ls_max_steps,
             )
+            if not torch.isfinite(result.params).all():
+                raise NonFiniteError("parameters")
             torch.nn.utils.vector_to_parameters(result.params.cpu(), self.policy.parameters())
         returns = [b.episode_returns().mean().item() for b in (*meta_batch.support, meta_batch.query)]
         metrics = {

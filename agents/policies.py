@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -100,3 +101,58 @@ def gaussian_fisher_product(
     inv_var = torch.exp(-2 * log_std)[..., None, None, :]
     total = weights.sum(dim=(-2, -1))[..., None]
     return weights[..., None] * d_mean * inv_var, 2 * total * d_log_std
+
+
+def task_noise_seeds(base: int, num_tasks: int) -> list[int]:
+    """One independent 63-bit seed per task, derived from ``base`` and the task's index in the meta-batch."""
+    return [
+        int(np.random.SeedSequence([base, n]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        for n in range(num_tasks)
+    ]
+
+
+class TaskPolicy:
+    """The sampling policy of ``N`` tasks: per-task parameters and a separate action-noise stream per task.
+
+    Each task draws its noise from its own generator, so the actions of task ``n`` depend only on its
+    parameters, its observations and its seed, never on which other tasks are batched with it. That lets a
+    collector cut the meta-batch into slices (:meth:`select`) for worker processes or Ray actors and still
+    return exactly what one in-process call returns. It pickles (generators are rebuilt from the seeds).
+
+    Args:
+        module: the policy module, evaluated with ``functional_call``.
+        params: per-task parameters, ``[N, ...]`` per entry.
+        seeds: ``N`` noise seeds (:func:`task_noise_seeds`).
+    """
+
+    def __init__(self, module: nn.Module, params: dict[str, Tensor], seeds: list[int]) -> None:
+        """See the class docstring."""
+        if any(v.shape[0] != len(seeds) for v in params.values()):
+            raise ValueError(f"params need a leading task axis of {len(seeds)} (one per seed)")
+        self.module = module
+        self.params = params
+        self.seeds = list(seeds)
+        self._generators: list[torch.Generator] | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_generators"] = None
+        return state
+
+    def select(self, start: int, stop: int) -> TaskPolicy:
+        """The policy of tasks ``start..stop-1`` with fresh noise streams (copies: pickles only the slice)."""
+        params = {k: v[start:stop].clone() for k, v in self.params.items()}
+        return TaskPolicy(self.module, params, self.seeds[start:stop])
+
+    @torch.no_grad()
+    def __call__(self, observations: Tensor) -> Tensor:
+        """Sample actions ``[N, E, A]`` for observations ``[N, E, D]``."""
+        if self._generators is None:
+            self._generators = [torch.Generator().manual_seed(s) for s in self.seeds]
+        mean, log_std = torch.func.vmap(
+            lambda p, o: torch.func.functional_call(self.module, p, (o,)), randomness="error"
+        )(self.params, observations)
+        noise = torch.stack(
+            [torch.randn(mean.shape[1:], generator=g, dtype=mean.dtype) for g in self._generators]
+        )
+        return mean + torch.exp(log_std)[:, None, :] * noise

@@ -368,3 +368,88 @@ def run_benchmark(
         for name in names
     }
     return results
+
+
+#: the collector backends of ``collector.backend``, compared by :func:`run_backend_benchmark`
+COLLECTOR_BACKENDS = ("local", "subprocess", "ray")
+
+
+def run_backend_benchmark(
+    env_id: str, quick: bool, build: Builder, backends: Sequence[str], workers: int = 2
+) -> dict[str, Any]:
+    """Env steps per second of each ``collector.backend``, same tasks, policy and seeds, in one run.
+
+    Each backend first collects once untimed (worker start-up, reported as ``startup_s``), then
+    ``repeats`` timed collections; every batch is checked equal to the ``local`` one.
+
+    Args:
+        env_id: a registered task id.
+        quick: small sizes and one repeat.
+        build: ``metarl.cli.build``.
+        backends: names from :data:`COLLECTOR_BACKENDS`.
+        workers: worker processes or actors of ``subprocess`` and ``ray``.
+
+    Returns:
+        Plain data: sizes and ``backends`` (median ``steps_per_s``, every sample, ``startup_s``,
+        ``same_as_local``).
+    """
+    from metarl.config import Config
+
+    n, e, repeats = (2, 2, 1) if quick else (40, 20, 5)
+    results: dict[str, Any] = {"env_id": env_id, "num_tasks": n, "episodes_per_task": e, "repeats": repeats}
+    results["workers"], results["backends"] = workers, {}
+    reference = None
+    for backend in backends:
+        config = Config()
+        config.env.id, config.meta.batch_size, config.meta.episodes_per_task = env_id, n, e
+        config.collector.backend, config.collector.workers = backend, workers
+        distribution, collector, learner = build(config, n, e)
+        tasks = distribution.sample_tasks(n, np.random.default_rng(0))
+        try:
+            start = time.perf_counter()
+            batch = collector.collect(
+                tasks, learner.policy_fn(learner.initial_params(n), seed_everything(0)), 0
+            )
+            startup = time.perf_counter() - start
+            reference = batch if reference is None else reference
+            same = all(
+                torch.equal(getattr(batch, f), getattr(reference, f))
+                for f in ("observations", "actions", "rewards", "mask", "lengths")
+            )
+            rates = []
+            for seed in range(1, repeats + 1):
+                policy = learner.policy_fn(learner.initial_params(n), seed_everything(seed))
+                begin = time.perf_counter()
+                steps = float(collector.collect(tasks, policy, seed).lengths.sum())
+                rates.append(steps / (time.perf_counter() - begin))
+        except Exception as exc:  # a backend that cannot run here is reported, the others still run
+            results["backends"][backend] = {"error": _one_line(exc)}
+            continue
+        finally:
+            collector.close()
+        results["backends"][backend] = {
+            "steps_per_s": statistics.median(rates),
+            "samples": rates,
+            "startup_s": startup,
+            "same_as_local": same,
+        }
+    return results
+
+
+def format_backend_table(results: dict[str, Any]) -> str:
+    """The printed summary of :func:`run_backend_benchmark`."""
+    lines = [
+        f"env {results['env_id']}, {results['num_tasks']} tasks x {results['episodes_per_task']} episodes, "
+        f"{results['workers']} workers, median of {results['repeats']}"
+    ]
+    local = results["backends"].get("local", {}).get("steps_per_s")
+    for name, row in results["backends"].items():
+        if "error" in row:
+            lines.append(f"  backend {name:10s} failed: {row['error']}")
+            continue
+        ratio = f"  {row['steps_per_s'] / local:.2f}x local" if local else ""
+        lines.append(
+            f"  backend {name:10s} {row['steps_per_s']:10.0f} env steps/s{ratio}  start-up "
+            f"{row['startup_s']:.1f} s  same batch as the first: {row['same_as_local']}"
+        )
+    return "\n".join(lines)

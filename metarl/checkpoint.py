@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -19,21 +20,35 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "iteration", "policy", "config")
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` via a temp file, fsync and rename; a crash never leaves half a file."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file so that a crash at any moment leaves either the old file or the whole new one.
+
+    ``write(handle)`` fills a temp file in the same folder, which is flushed, fsynced and renamed over
+    ``path``; the folder is fsynced too, so the rename itself survives a power loss.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format_version": FORMAT_VERSION, **payload}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (:func:`atomic_write`); a crash never leaves half a file."""
+    payload = {"format_version": FORMAT_VERSION, **payload}
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

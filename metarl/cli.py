@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,14 +28,27 @@ import numpy as np
 import torch
 import yaml
 
-from metarl.checkpoint import load_checkpoint
-from metarl.collect import make_collector
+from metarl.checkpoint import atomic_write, load_checkpoint
+from metarl.collect import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, load_config
-from metarl.errors import CheckpointError, ConfigError
+from metarl.errors import CheckpointError, ConfigError, RunError
 from metarl.tasks import import_task_modules, make_task_distribution
 
-#: keys that may change when resuming a run; any other difference is a different experiment
-RESUMABLE_CHANGES = ("meta.iterations", "logging.", "device")
+#: keys that may change when resuming a run; any other difference is a different experiment (every collector
+#: backend returns the same episodes, so a run may resume on another backend or cluster)
+RESUMABLE_CHANGES = (
+    "meta.iterations",
+    "logging.",
+    "device",
+    "collector.backend",
+    "collector.workers",
+    "collector.start_method",
+    "collector.address",
+    "collector.timeout_s",
+    "collector.max_restarts",
+)
+#: modules a worker process imports to register the task distributions (plus the config's env.imports)
+TASK_IMPORTS = ("envs",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,12 +75,12 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
             f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; "
             "MAML-TRPO here needs Box"
         )
-    collector = make_collector(
+    collector = collector_from_config(
+        config.collector,
         config.env.id,
+        TASK_IMPORTS + tuple(config.env.imports),
         num_tasks or config.meta.batch_size,
         episodes or config.meta.episodes_per_task,
-        config.collector.vectorization,
-        rescale_actions=config.collector.rescale_actions,
     )
     obs_dim = collector.obs_dim
     if config.method == "oracle":
@@ -160,10 +174,20 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
         ]
         if changed:
             raise ConfigError(
-                f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations and "
-                "logging.* may change when resuming (start a new run instead)"
+                f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations, "
+                "logging.* and collector.backend/workers/start_method/address/timeout_s/max_restarts may "
+                "change when resuming (start a new run instead)"
             )
-        load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not latest.exists():
+            warnings.warn(
+                f"--resume: {str(run_dir)!r} has no checkpoint yet (stopped before the first one); "
+                "training it from iteration 0",
+                UserWarning,
+                stacklevel=2,
+            )
+            return config, run_dir, False
+        load_checkpoint(latest)
         return config, run_dir, True
     if args.config is None:
         raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
@@ -193,8 +217,10 @@ def _train_run(config: Config, run_dir: Path, resume: bool) -> int:
 
     distribution, collector, learner = build(config)
     _make_run_dir(config, run_dir)
-    metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
-    collector.close()
+    try:
+        metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
+    finally:
+        collector.close()
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
     summary = _evaluate_methods(config, run_dir, learner, distribution, [], [])
     if metrics:
@@ -211,7 +237,8 @@ def _make_run_dir(config: Config, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    atomic_write(run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
     print(f"run directory: {run_dir}", file=sys.stderr)
 
 
@@ -264,6 +291,8 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
         "config": config_to_dict(config),
     }
     save_checkpoint(run_dir / "checkpoints" / "latest.pt", payload)
+    # the oracle's task-augmented policy is sampled in this process
+    config = dataclasses.replace(config, collector=dataclasses.replace(config.collector, backend="local"))
     _, collector, learner = build(config, num_tasks=1, episodes=2)
     collector.close()
     learner.policy.load_state_dict(payload["policy"])
@@ -346,6 +375,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
+    config.collector.backend = "local"  # evaluate where you are: the run's workers or cluster may be gone
     for key in EVALUATE_OPTIONS:
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
@@ -393,12 +423,12 @@ def _evaluate_methods(
     from metarl.evaluation import adaptation_curve, same_tasks, write_adaptation_files
     from metarl.seeding import evaluation_generators
 
-    collector = make_collector(
+    collector = collector_from_config(
+        config.collector,
         config.env.id,
+        TASK_IMPORTS + tuple(config.env.imports),
         config.evaluation.tasks,
         config.evaluation.episodes,
-        config.collector.vectorization,
-        rescale_actions=config.collector.rescale_actions,
     )
 
     def curve_of(adapter, step_sizes: list[float]):
@@ -465,6 +495,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     target = Path(args.target)
     state = load_checkpoint(target / "checkpoints" / "latest.pt" if target.is_dir() else target)
     config = config_from_dict(state["config"])
+    config.collector.backend = "local"  # rendering needs the in-process collector's action mapping
     if config.is_fewshot:
         raise ConfigError(
             f"render: {str(target)!r} is a few-shot ({config.data.dataset}) run; render shows policies"
@@ -512,11 +543,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     import json
 
     import envs  # noqa: F401  (registers the metarl/* ids)
-    from metarl.benchmark import format_table, run_benchmark
+    from metarl.benchmark import format_backend_table, format_table, run_backend_benchmark, run_benchmark
     from metarl.tasks import check_env_id
 
     check_env_id(args.env)
-    if not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
+    if args.workers < 1:
+        raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
+    if not args.backends and not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
         raise ConfigError(
             f"--env: {args.env!r} has no MuJoCo model; benchmark a metarl/HalfCheetah* or metarl/Ant* id"
         )
@@ -525,13 +558,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out: cannot create {str(out.parent)!r}: {exc.strerror}") from None
-    result = run_benchmark(args.env, args.quick, build)
+    command = ["metarl benchmark", "--env", args.env, *(["--quick"] if args.quick else [])]
+    if args.backends:
+        result = run_backend_benchmark(args.env, args.quick, build, args.backends, args.workers)
+        command += ["--backends", *args.backends, "--workers", str(args.workers)]
+    else:
+        result = run_benchmark(args.env, args.quick, build)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    result["command"] = " ".join(
-        ["metarl benchmark", "--env", args.env, *(["--quick"] if args.quick else [])]
-    )
+    result["command"] = " ".join(command)
     out.write_text(json.dumps(result, indent=2))
-    print(format_table(result))
+    print(format_backend_table(result) if args.backends else format_table(result))
     print(f"wrote {out}")
     return 0
 
@@ -624,6 +660,13 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--env", default="metarl/HalfCheetahVel-v0", help="a MuJoCo task id")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (under two minutes)")
     bench.add_argument("--out", default="benchmark.json", help="JSON file to write (default: benchmark.json)")
+    bench.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["local", "subprocess", "ray"],
+        help="compare these collector.backend values instead (env steps/s, same run; any task id)",
+    )
+    bench.add_argument("--workers", type=int, default=2, help="workers of subprocess and ray (default 2)")
     bench.set_defaults(func=cmd_benchmark)
     return parser
 
@@ -636,6 +679,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as exc:
         print(f"metarl: error: {exc}", file=sys.stderr)
         return 2
+    except RunError as exc:
+        print(f"metarl: stopped: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             "metarl: interrupted; checkpoints written so far are intact (resume with --resume RUN_DIR)",

@@ -6,11 +6,20 @@ policy once per step on observations ``[N, E, obs_dim]``. Episodes that terminat
 (``mask`` 0); the collector needs an autoreset mode that never raises on a finished sub-env (``SAME_STEP``,
 the one it asks for, or ``NEXT_STEP``) and ignores whatever a finished sub-env returns afterwards. It only
 collects: adaptation, baselines and advantages belong to the learner.
+
+A sub-env whose simulation became unstable (it reports ``info["unstable"]``, as the fast MuJoCo vector env
+does for a non-finite state) ends its episode there and is counted in :meth:`VectorCollector.pop_stats`.
+
+Backends (:func:`collector_from_config`): ``local`` is :class:`VectorCollector` in this process;
+``subprocess`` (:mod:`metarl.workers`) and ``ray`` (:mod:`metarl.ray_collector`) give each worker whole tasks
+and a :class:`VectorCollector` of its own, and return exactly the batch ``local`` returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -18,13 +27,53 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
+from metarl.config import CollectorConfig
 from metarl.errors import ConfigError
-from metarl.tasks import check_env_id
+from metarl.tasks import check_env_id, import_task_modules
 from metarl.types import EpisodeBatch, Task
 
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
 PolicyFn = Callable[[Tensor], Tensor]
 VECTORIZATION_MODES = ("auto", "vector_entry_point", "sync", "async")
+BACKENDS = ("local", "subprocess", "ray")
+
+
+class SliceablePolicy(Protocol):
+    """A :data:`PolicyFn` that pickles and can be cut into task slices (``agents.policies.TaskPolicy``).
+
+    ``select(a, b)`` must act on tasks ``a..b-1`` exactly as the whole policy acts on them, so that workers
+    holding slices of the meta-batch reproduce the in-process batch.
+    """
+
+    def __call__(self, observations: Tensor) -> Tensor:
+        """``[n, E, obs_dim] -> [n, E, act_dim]``."""
+        ...
+
+    def select(self, start: int, stop: int) -> SliceablePolicy:
+        """The policy of tasks ``start..stop-1``."""
+        ...
+
+
+class Collector(Protocol):
+    """What learners and the training loop need of a collector (every backend satisfies it)."""
+
+    num_tasks: int
+    episodes_per_task: int
+    horizon: int
+    obs_dim: int
+    act_dim: int
+
+    def collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
+        """One episode per (task, episode) pair; sub-env ``n * E + e`` reset with ``seed + n * E + e``."""
+        ...
+
+    def pop_stats(self) -> dict[str, float]:
+        """Counters since the last call (``collector/...`` metrics), then reset them."""
+        ...
+
+    def close(self) -> None:
+        """Release envs, processes or actors."""
+        ...
 
 
 def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv:
@@ -99,6 +148,17 @@ class VectorCollector:
         self._center = (self._high + self._low) / 2 if rescale_actions else np.zeros_like(self._low)
         self.obs_dim = int(np.prod(env.single_observation_space.shape))
         self.act_dim = int(np.prod(space.shape))
+        self._unstable_resets = 0
+
+    def pop_stats(self) -> dict[str, float]:
+        """Counters since the last call, then reset.
+
+        ``collector/unstable_resets``: episodes ended by an unstable simulation;
+        ``collector/worker_restarts``: always 0 here (the worker backends count theirs).
+        """
+        stats = {"collector/unstable_resets": float(self._unstable_resets), "collector/worker_restarts": 0.0}
+        self._unstable_resets = 0
+        return stats
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
         """Map policy outputs ``[..., act_dim]`` to env actions (rescaled if enabled, then clipped)."""
@@ -145,8 +205,12 @@ class VectorCollector:
             action = policy(torch.from_numpy(observations[t]).view(n, e, -1)).reshape(n * e, -1).numpy()
             actions[t] = action
             mask[t] = alive
-            obs, reward, terminated, truncated, _ = self.env.step(self.env_actions(action))
+            obs, reward, terminated, truncated, info = self.env.step(self.env_actions(action))
             rewards[t] = np.where(alive, reward, 0.0)
+            if "unstable" in info:
+                unstable = np.asarray(info["unstable"], dtype=bool) & info.get("_unstable", True) & alive
+                self._unstable_resets += int(unstable.sum())
+                terminated = terminated | unstable
             alive &= ~(terminated | truncated)
             if not alive.any():
                 break
@@ -166,6 +230,73 @@ class VectorCollector:
     def close(self) -> None:
         """Close the vector env."""
         self.env.close()
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    """How to build a :class:`VectorCollector` anywhere: plain data that worker processes and actors receive.
+
+    Attributes:
+        env_id: a registered id (registered in the worker by importing ``imports`` first).
+        episodes_per_task: ``E``.
+        vectorization: see :func:`make_vector_env`.
+        rescale_actions: see :class:`VectorCollector`.
+        imports: modules or ``.py`` files that register ``env_id`` (``metarl.tasks.import_task_modules``).
+    """
+
+    env_id: str
+    episodes_per_task: int
+    vectorization: str = "auto"
+    rescale_actions: bool = True
+    imports: tuple[str, ...] = ()
+
+    def build(self, num_tasks: int) -> VectorCollector:
+        """Import the task modules and build a collector for ``num_tasks`` tasks."""
+        import_task_modules(list(self.imports))
+        return make_collector(
+            self.env_id, num_tasks, self.episodes_per_task, self.vectorization,
+            rescale_actions=self.rescale_actions,
+        )  # fmt: skip
+
+    def spaces(self) -> tuple[int, int, int]:
+        """``(obs_dim, act_dim, horizon)`` of ``env_id``, read from one single env."""
+        import_task_modules(list(self.imports))
+        check_env_id(self.env_id)
+        horizon = gym.spec(self.env_id).max_episode_steps
+        if horizon is None:
+            raise ConfigError(f"env.id: {self.env_id!r} has no max_episode_steps; the collector needs one")
+        env = gym.make(self.env_id)
+        dims = (int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)))
+        env.close()
+        return (*dims, horizon)
+
+
+def collector_from_config(
+    collector: CollectorConfig, env_id: str, imports: Sequence[str], num_tasks: int, episodes_per_task: int
+) -> Collector:
+    """The collector that ``collector`` asks for.
+
+    Args:
+        collector: backend, workers, address, timeouts, vectorization and action rescaling.
+        env_id: the task distribution's id.
+        imports: modules that register ``env_id`` in a worker process.
+        num_tasks: ``N``.
+        episodes_per_task: ``E``.
+    """
+    spec = CollectorSpec(
+        env_id, episodes_per_task, collector.vectorization, collector.rescale_actions, tuple(imports)
+    )
+    if collector.backend == "local":
+        return spec.build(num_tasks)
+    if collector.backend == "subprocess":
+        from metarl.workers import SubprocessCollector
+
+        return SubprocessCollector(spec, num_tasks, collector)
+    if collector.backend == "ray":
+        from metarl.ray_collector import RayCollector
+
+        return RayCollector(spec, num_tasks, collector)
+    raise ConfigError(f"collector.backend: {collector.backend!r} is not one of {list(BACKENDS)}")
 
 
 def make_collector(

@@ -143,10 +143,25 @@ class CollectorConfig:
         rescale_actions: the policy acts in ``[-1, 1]`` and the collector maps that onto the action space's
             bounds (the paper's code did this with rllab's ``normalize``; identity for the MuJoCo tasks, whose
             bounds are ``[-1, 1]``, and a factor 0.1 for 2-D navigation).
+        backend: ``local`` (this process), ``subprocess`` (worker processes on this machine) or ``ray``
+            (Ray actors, on this machine or a cluster). Every backend returns the same episodes.
+        workers: worker processes or actors for ``subprocess`` and ``ray``; each takes whole tasks, so
+            ``meta.batch_size`` must be a multiple of it.
+        start_method: ``spawn`` or ``forkserver``, how ``subprocess`` starts its workers.
+        address: ``ray`` only: empty to start a local Ray instance, ``auto`` for a running one on this
+            machine, or the ``host:port`` of a head started with ``ray start --head``.
+        timeout_s: a worker that has not answered a collection within this many seconds is treated as dead.
+        max_restarts: dead workers replaced within one collection before the run stops with an error.
     """
 
     vectorization: str = "auto"
     rescale_actions: bool = True
+    backend: str = "local"
+    workers: int = 2
+    start_method: str = "spawn"
+    address: str = ""
+    timeout_s: float = 600.0
+    max_restarts: int = 3
 
 
 @dataclass
@@ -348,6 +363,16 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
         lambda v: v in ("auto", "vector_entry_point", "sync", "async"),
         "one of auto, vector_entry_point, sync, async",
     ),
+    ("collector.backend", lambda v: v in ("local", "subprocess", "ray"), "one of local, subprocess, ray"),
+    ("collector.workers", lambda v: v >= 1, "an integer >= 1"),
+    ("collector.start_method", lambda v: v in ("spawn", "forkserver"), "one of spawn, forkserver"),
+    (
+        "collector.address",
+        lambda v: v in ("", "auto") or _is_host_port(v),
+        "empty (start a local Ray instance), auto, or host:port of a Ray head",
+    ),
+    ("collector.timeout_s", lambda v: v > 0, "a number of seconds > 0"),
+    ("collector.max_restarts", lambda v: v >= 0, "an integer >= 0"),
     ("evaluation.tasks", lambda v: v >= 2, "an integer >= 2 (for a standard error)"),
     ("evaluation.steps", lambda v: v >= 0, "an integer >= 0"),
     ("evaluation.episodes", lambda v: v >= 2, "an integer >= 2"),
@@ -389,6 +414,11 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ),
     ("model.filters", lambda v: v >= 1, "an integer >= 1"),
 ]
+
+
+def _is_host_port(value: str) -> bool:
+    host, _, port = value.rpartition(":")
+    return bool(host) and port.isdigit() and 1 <= int(port) <= 65535
 
 
 #: legal but suspicious: (field path, predicate, why)
@@ -473,6 +503,12 @@ def validate(config: Config) -> Config:
             f"method: got {config.method!r} with data.dataset {config.data.dataset!r}; few-shot runs are "
             "method maml (choose fomaml, Meta-SGD or ANIL with inner.first_order, inner.learn_step_size, "
             "inner.adapt)"
+        )
+    workers, tasks = config.collector.workers, config.meta.batch_size
+    if config.collector.backend != "local" and tasks % workers:
+        raise ConfigError(
+            f"meta.batch_size: {tasks} tasks cannot be shared equally by collector.workers={workers} "
+            f"(each worker takes whole tasks); use a multiple of {workers} or another number of workers"
         )
     for path, predicate, why in _SUSPICIOUS:
         value = _get(config, path)

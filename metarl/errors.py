@@ -14,6 +14,27 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or does not match the run."""
 
 
+class RunError(RuntimeError):
+    """A run that cannot go on (not a user mistake); the message is one line and says what was kept."""
+
+
+class CollectorError(RunError):
+    """Collection failed: a worker raised, or workers died more often than ``collector.max_restarts``."""
+
+
+class NonFiniteError(RunError):
+    """NaN or inf in a quantity of the update.
+
+    Attributes:
+        quantity: what was not finite, e.g. ``observations`` or ``gradient``.
+    """
+
+    def __init__(self, quantity: str, message: str | None = None) -> None:
+        """``quantity`` names what was not finite; ``message`` defaults to a sentence saying so."""
+        super().__init__(message or f"{quantity} contain NaN or inf")
+        self.quantity = quantity
+
+
 def closest(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""`` when none is close."""
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

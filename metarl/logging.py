@@ -7,9 +7,12 @@ column names as they are, e.g. ``meta/return_after``; docs/METRICS.md explains e
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any, Protocol
+
+from metarl.checkpoint import atomic_write
 
 
 class MetricSink(Protocol):
@@ -27,6 +30,9 @@ class MetricSink(Protocol):
 class CSVSink:
     """Append rows to a CSV file; on resume, rows after ``resume_iteration`` are dropped first.
 
+    Each row is appended and flushed when written; a row cut short by a crash is dropped on resume, and the
+    file is rewritten then atomically (``metarl.checkpoint.atomic_write``).
+
     Args:
         path: the CSV file.
         resume_iteration: keep only rows with ``iteration <= resume_iteration`` of an existing file
@@ -38,14 +44,22 @@ class CSVSink:
         self.path = Path(path)
         self._columns: list[str] | None = None
         if resume_iteration is not None and self.path.is_file():
-            with self.path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                self._columns = list(reader.fieldnames or [])
-                rows = [r for r in reader if int(r["iteration"]) <= resume_iteration]
-            with self.path.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, self._columns)
+            text = self.path.read_text()
+            if not text.endswith("\n"):  # a row cut short by a crash
+                text = text[: text.rfind("\n") + 1]
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            self._columns = list(reader.fieldnames or []) or None
+            kept = [
+                r
+                for r in reader
+                if None not in r.values() and None not in r and int(r["iteration"]) <= resume_iteration
+            ]
+            if self._columns is not None:
+                out = io.StringIO(newline="")
+                writer = csv.DictWriter(out, self._columns)
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(kept)
+                atomic_write(self.path, lambda handle: handle.write(out.getvalue().encode()))
         elif self.path.exists():
             self.path.unlink()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,8 +18,9 @@ import torch
 from torch import nn
 
 from metarl.checkpoint import load_checkpoint, save_checkpoint
-from metarl.collect import VectorCollector
+from metarl.collect import Collector
 from metarl.config import Config, config_to_dict
+from metarl.errors import NonFiniteError
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
 from metarl.seeding import training_generators
 from metarl.tasks import TaskDistribution
@@ -32,7 +34,7 @@ class MetaLearner(Protocol):
 
     def sample(
         self,
-        collector: VectorCollector,
+        collector: Collector,
         tasks: list[Task],
         rng: np.random.Generator,
         generator: torch.Generator,
@@ -90,6 +92,73 @@ def _checkpoint(
     }
 
 
+def non_finite_quantity(meta_batch: MetaBatch) -> str | None:
+    """The first of observations, actions, rewards (support then query) holding NaN or inf, else None."""
+    for name in ("observations", "actions", "rewards"):
+        for batch in (*meta_batch.support, meta_batch.query):
+            if not torch.isfinite(getattr(batch, name)).all():
+                return name
+    return None
+
+
+def sample_and_step(
+    learner: MetaLearner,
+    collector: Collector,
+    tasks: list[Task],
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    iteration: int,
+    paths: RunPaths,
+) -> dict[str, float]:
+    """Collect a meta-batch and meta-update; on NaN or inf, collect again once, then stop.
+
+    Non-finite episodes, or a learner that raises :class:`NonFiniteError` (advantages, gradient, parameters;
+    it leaves the policy untouched then), get one more collection with fresh draws from ``rng`` and ``gen``
+    (so a resumed run repeats it). A second failure raises, naming the quantity and the iteration; the
+    checkpoints on disk are those of earlier iterations.
+
+    Returns:
+        The learner's metrics plus timings and ``collector/*`` counters (``collector/recollections``).
+    """
+    problem = ""
+    stats: dict[str, float] = {}
+    for attempt in range(2):
+        meta_batch = learner.sample(collector, tasks, rng, gen)
+        for name, count in collector.pop_stats().items():  # both attempts count
+            stats[name] = stats.get(name, 0.0) + count
+        quantity = non_finite_quantity(meta_batch)
+        update_begin = time.perf_counter()
+        if quantity is None:
+            try:
+                metrics = learner.step(meta_batch)
+            except NonFiniteError as exc:
+                quantity = exc.quantity
+        if quantity is None:
+            metrics.update(meta_batch.timings)
+            metrics.update(stats)
+            metrics["collector/recollections"] = float(attempt)
+            metrics["time/meta_update"] = time.perf_counter() - update_begin
+            return metrics
+        if attempt == 0:
+            problem = quantity
+            warnings.warn(
+                f"iteration {iteration}: {quantity} hold NaN or inf; collecting this iteration's episodes "
+                "again once",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    kept = (
+        f"the last good checkpoint {paths.latest} is kept"
+        if paths.latest.is_file()
+        else "no checkpoint had been written yet"
+    )
+    raise NonFiniteError(
+        quantity,
+        f"iteration {iteration}: {quantity} hold NaN or inf (first {problem}, then {quantity} again after "
+        f"collecting once more); {kept}",
+    )
+
+
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
@@ -100,7 +169,7 @@ def train(
     config: Config,
     run_dir: str | Path,
     learner: MetaLearner,
-    collector: VectorCollector,
+    collector: Collector,
     distribution: TaskDistribution,
     resume: bool = False,
 ) -> dict[str, float]:
@@ -131,13 +200,9 @@ def train(
         for iteration in range(start + 1, config.meta.iterations + 1):
             begin = time.perf_counter()
             tasks = distribution.sample_tasks(config.meta.batch_size, rng)
-            meta_batch = learner.sample(collector, tasks, rng, gen)
-            # the policy that collected this iteration's episodes, kept in case its return is the best so far
+            # the policy that collects this iteration's episodes, kept in case its return is the best so far
             sampled_policy = {k: v.detach().clone() for k, v in learner.policy.state_dict().items()}
-            update_begin = time.perf_counter()
-            metrics = learner.step(meta_batch)
-            metrics.update(meta_batch.timings)
-            metrics["time/meta_update"] = time.perf_counter() - update_begin
+            metrics = sample_and_step(learner, collector, tasks, rng, gen, iteration, paths)
             metrics["time/iteration"] = time.perf_counter() - begin
             logger.write(iteration, metrics)
             after = metrics["meta/return_after"]

@@ -109,9 +109,20 @@ class TaskEnvMixin:
         self.task = task
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Step the Gymnasium env and add the task to ``info``."""
+        """Step the Gymnasium env and add the task to ``info``.
+
+        A simulation that became unstable during the step (MuJoCo reset it, which shows as a clock that did
+        not advance by ``dt``, or its state, observation or reward is not finite) ends the episode: the step
+        is terminated with reward 0 and ``info["unstable"] = True``, as the fast vector envs do.
+        """
+        time_before = float(self.data.time)  # type: ignore[attr-defined]
         observation, reward, terminated, truncated, info = super().step(action)  # type: ignore[misc]
         info["task"] = self.task
+        data = self.data  # type: ignore[attr-defined]
+        clock_ok = abs(data.time - (time_before + self.dt)) <= self.dt * 1e-3  # type: ignore[attr-defined]
+        finite = all(np.isfinite(x).all() for x in (data.qpos, data.qvel, observation, reward))
+        if not (clock_ok and finite):
+            terminated, reward, info["unstable"] = True, 0.0, True
         return observation, reward, terminated, truncated, info
 
     def _get_reset_info(self) -> dict[str, Any]:

@@ -166,6 +166,20 @@ def ant_rewards(
     return sum(terms.values()), ~healthy, info
 
 
+def unstable_rows(
+    state: np.ndarray, time_before: np.ndarray, dt: float, observations: np.ndarray, rewards: np.ndarray
+) -> np.ndarray:
+    """Sub-envs ``[N]`` whose simulation became unstable during the step that ended at ``state [N, nstate]``.
+
+    MuJoCo resets the data of a simulation whose state or acceleration becomes NaN, inf or huge (it warns
+    "the simulation is unstable"), which shows as a clock that did not advance by ``dt``; a state,
+    observation or reward that is not finite counts too.
+    """
+    clock = ~np.isclose(state[:, 0], time_before + dt, rtol=0.0, atol=dt * 1e-3)
+    finite = np.isfinite(state).all(axis=1) & np.isfinite(observations).all(axis=1) & np.isfinite(rewards)
+    return clock | ~finite
+
+
 def masked_info(info: dict[str, Any], masks: dict[str, np.ndarray]) -> dict[str, Any]:
     """Gymnasium's vector ``info``: ``key`` and its mask ``_key`` for each key some sub-env holds."""
     kept = [key for key in info if masks[key].any()]
@@ -197,6 +211,11 @@ class MuJoCoVectorEnv(VectorEnv):
     envs and this one alike, so a step depends only on the state and action and the results are exact
     (tested to 1e-9; observed equal to 2e-16). The alternative, a thread pool stepping a persistent ``MjData``
     per sub-env, is exact with warm-start on but was slower (``../shared/REFERENCE.md``, section 5).
+
+    Unstable simulations: a sub-env whose simulation MuJoCo had to reset during a step (NaN, inf or huge
+    state or acceleration) or whose state, observation or reward is not finite (:func:`unstable_rows`) ends
+    its episode there as terminated, with reward 0 for that step, ``info["unstable"]`` true in its row, and
+    a reset as usual; the collector counts these (``collector/unstable_resets``).
 
     Autoreset mode ``SAME_STEP``: a sub-env that terminates or reaches ``max_episode_steps`` (truncation, as
     ``TimeLimit``; both can be true) is reset within the step that ended it, its last observation in
@@ -295,6 +314,7 @@ class MuJoCoVectorEnv(VectorEnv):
         d = self._def
         self._controls[:] = actions[:, None, :]
         x_before, xy_before = self._state[:, 1].copy(), self._xy.copy()
+        x_before_time = self._state[:, 0].copy()
         self._pool.rollout(
             self._models, self._scratch, self._state, self._controls, nstep=self._substeps,
             state=self._substates, skip_checks=True, chunk_size=self._chunk,
@@ -312,6 +332,10 @@ class MuJoCoVectorEnv(VectorEnv):
         rewards, terminated, terms = outputs
         step_info = {**position_info(d, qpos), **terms, "task": self._task_objects}
         observations = self._observe()
+        unstable = unstable_rows(self._state, x_before_time, d.dt, observations, rewards)
+        if unstable.any():  # see the class docstring: ended, reset, reported; never fed to the learner
+            terminated = terminated | unstable
+            rewards = np.where(unstable, 0.0, rewards)
         self._elapsed += 1
         truncated = self._elapsed >= self.max_episode_steps
         done = terminated | truncated
@@ -324,6 +348,8 @@ class MuJoCoVectorEnv(VectorEnv):
             self._reset_rows(np.flatnonzero(done))
             observations = self._observe()
             step_info.update(position_info(d, self._state[:, self._qpos]))  # unchanged where not done
+        if unstable.any():
+            extra.update(unstable=unstable, _unstable=np.ones_like(unstable))
         return observations, rewards, terminated, truncated, {**masked_info(step_info, masks), **extra}
 
     def get_attr(self, name: str) -> tuple[Any, ...]:

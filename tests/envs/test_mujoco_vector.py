@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode
 
 import envs  # noqa: F401  (registers the metarl/ ids)
@@ -196,3 +197,50 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="seed must be an int, None or 2 seeds, got 3"):
         env.reset(seed=[1, 2, 3])
     env.close()
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0"])
+def test_an_unstable_simulation_ends_its_episode_resets_and_is_counted(env_id: str) -> None:
+    from metarl.collect import VectorCollector
+
+    env = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point")
+    env.reset(seed=0)
+    qvel = slice(1 + env._model.nq, 1 + env._model.nq + env._model.nv)
+    env._state[1, qvel] = 1e30  # MuJoCo resets such a simulation ("the simulation is unstable")
+    env._state[2, 1 + env._model.nq] = np.nan
+    with pytest.warns(RuntimeWarning, match="unstable"):
+        obs, rewards, terminated, _, info = env.step(np.zeros((3, env._model.nu)))
+    assert info["unstable"].tolist() == [False, True, True]
+    assert terminated[1:].all() and np.isfinite(obs).all() and np.isfinite(rewards).all()
+    assert rewards[1:].tolist() == [0.0, 0.0]
+    # the collector ends those episodes and counts them
+    collector = VectorCollector(env, 1, 3, 5)
+    env.reset(seed=0)
+
+    calls = []
+
+    def corrupting_policy(observations: torch.Tensor) -> torch.Tensor:
+        if not calls:  # sub-env 0 becomes unstable in its first step
+            env._state[0, qvel] = np.nan
+        calls.append(1)
+        return torch.zeros(1, 3, env._model.nu)
+
+    with pytest.warns(RuntimeWarning, match="unstable"):
+        batch = collector.collect([env.get_attr("task")[0]], corrupting_policy, seed=0)
+    assert batch.lengths.tolist() == [[1, 5, 5]]
+    assert torch.isfinite(batch.observations).all() and torch.isfinite(batch.rewards).all()
+    assert collector.pop_stats()["collector/unstable_resets"] == 1.0
+    assert collector.pop_stats()["collector/unstable_resets"] == 0.0
+    collector.close()
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0"])
+def test_the_single_env_reports_an_unstable_simulation_like_the_vector_env(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(np.zeros(env.action_space.shape))
+    assert not terminated and "unstable" not in info
+    env.data.qvel[:] = 1e30
+    with pytest.warns(RuntimeWarning, match="unstable"):
+        obs, reward, terminated, _, info = env.step(np.zeros(env.action_space.shape))
+    assert terminated and reward == 0.0 and info["unstable"] and np.isfinite(obs).all()

@@ -61,3 +61,20 @@ def test_sb3_backends_give_the_same_batch_as_gymnasium_sync() -> None:
 def test_unknown_env_for_benchmark_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["benchmark", "--env", "metarl/HalfCheetahVell-v0", "--quick"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_backend_comparison_writes_json_and_every_backend_returns_the_local_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    backends = ["local", "subprocess"] + (["ray"] if importlib.util.find_spec("ray") else [])
+    out = tmp_path / "backends.json"
+    argv = ["benchmark", "--env", "metarl/Navigation2D-v0", "--quick", "--backends", *backends]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert list(result["backends"]) == backends
+    for name, row in result["backends"].items():
+        assert "error" not in row, (name, row)
+        assert row["steps_per_s"] > 0 and row["same_as_local"] is True
+    assert "--backends" in result["command"] and "x local" in capsys.readouterr().out

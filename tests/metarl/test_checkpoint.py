@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +180,29 @@ def test_failed_save_keeps_old_file_and_removes_temp_file(tmp_path, monkeypatch)
         save_checkpoint(path, {**_payload(), "iteration": 99})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
     assert path.read_bytes() == before
+
+
+def test_save_fsyncs_the_file_before_the_rename_and_then_the_folder(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        checkpoint.os, "replace", lambda a, b: (events.append("rename"), real_replace(a, b))[1]
+    )
+    save_checkpoint(tmp_path / "c.pt", {"iteration": 1, "policy": {}, "config": {}})
+    assert events == ["fsync", "rename", "fsync"]
+
+
+def test_a_metrics_row_cut_short_by_a_crash_is_dropped_on_resume(tmp_path):
+    from metarl.logging import CSVSink
+
+    path = tmp_path / "metrics.csv"
+    sink = CSVSink(path)
+    for i in (1, 2, 3):
+        sink.write(i, {"a": float(i), "b": 2.0 * i})
+    path.write_text(path.read_text() + "1")  # iteration 12's row, killed after its first character
+    CSVSink(path, resume_iteration=2)
+    assert path.read_text().splitlines() == ["iteration,a,b", "1,1.0,2.0", "2,2.0,4.0"]
+    path.write_text("iteration,a,b\n1,1.0,2.0\n2,2.0")  # the last row itself cut short
+    CSVSink(path, resume_iteration=5)
+    assert path.read_text().splitlines() == ["iteration,a,b", "1,1.0,2.0"]

@@ -1,0 +1,363 @@
+"""Collector backends with workers: each worker owns whole tasks and steps them with its own collector.
+
+:class:`RemoteCollector` holds what the ``subprocess`` and ``ray`` backends share. It cuts the ``N`` tasks
+into one contiguous slice per worker, sends each worker its tasks, the policy of those tasks
+(``SliceablePolicy.select``) and the reset seed of its first sub-env, and waits with a deadline. Worker ``k``
+runs a :class:`~metarl.collect.VectorCollector` over its slice, whose sub-envs are the same sub-envs (same
+task, same reset seed, same noise stream) as in the ``local`` backend, so the assembled batch equals the one
+``local`` returns. A worker that dies or does not answer within ``collector.timeout_s`` is killed, replaced,
+and its slice collected again, with a warning; more than ``collector.max_restarts`` replacements in one
+collection stop it with a :class:`~metarl.errors.CollectorError`.
+
+:class:`SubprocessCollector` runs the workers as processes (``spawn`` or ``forkserver``; torch limited to one
+thread in each). Jobs go through a pipe (pickled by value), and the episodes come back through a
+shared-memory block per worker (``multiprocessing.shared_memory``) that outlives the worker, so a replacement
+writes into the same block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarl.collect import CollectorSpec, PolicyFn
+from metarl.config import CollectorConfig
+from metarl.errors import CollectorError
+from metarl.types import EpisodeBatch, Task
+
+FIELDS = ("observations", "actions", "rewards", "mask", "lengths")
+#: name -> (shape, dtype) of one worker's slice
+Layout = dict[str, tuple[tuple[int, ...], str]]
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+
+
+class RemoteCollector:
+    """Shared logic of the worker backends: slicing, deadlines, replacing dead workers, assembling.
+
+    Args:
+        spec: how each worker builds its collector.
+        num_tasks: ``N``; worker ``k`` gets a contiguous slice of whole tasks.
+        options: the collector settings (``workers``, ``timeout_s``, ``max_restarts``, ...).
+    """
+
+    backend = "remote"
+
+    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
+        """See the class docstring."""
+        if num_tasks < 1:
+            raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+        self.spec = spec
+        self.num_tasks = num_tasks
+        self.episodes_per_task = spec.episodes_per_task
+        self.obs_dim, self.act_dim, self.horizon = spec.spaces()
+        parts = np.array_split(np.arange(num_tasks), min(options.workers, num_tasks))
+        self.slices = [(int(p[0]), int(p[-1]) + 1) for p in parts]
+        self.timeout_s = float(options.timeout_s)
+        self.max_restarts = int(options.max_restarts)
+        self._started = False
+        self._stats = {"collector/unstable_resets": 0.0, "collector/worker_restarts": 0.0}
+
+    # ---- hooks of a backend -------------------------------------------------------------------------------
+    def _start(self, k: int) -> None:
+        raise NotImplementedError
+
+    def _prepare(self, policy: Any) -> None:
+        """Called once per collection before any ``_submit`` (Ray puts the policy in the object store)."""
+
+    def _submit(self, k: int, tasks: list[Task], policy: Any, seed: int) -> None:
+        raise NotImplementedError
+
+    def _wait(self, pending: Sequence[int], timeout: float) -> dict[int, tuple[str, Any]]:
+        """Outcomes that arrived within ``timeout``.
+
+        Returns:
+            ``k -> ("done", (arrays, stats))``, ``("dead", why)`` or ``("error", why)``.
+        """
+        raise NotImplementedError
+
+    def _kill(self, k: int) -> None:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+    # ---- the collection -----------------------------------------------------------------------------------
+    def layout(self, k: int) -> Layout:
+        """Shapes and dtypes of worker ``k``'s slice ``[n_k, T, E, ...]``."""
+        lo, hi = self.slices[k]
+        n, t, e = hi - lo, self.horizon, self.episodes_per_task
+        return {
+            "observations": ((n, t, e, self.obs_dim), "float32"),
+            "actions": ((n, t, e, self.act_dim), "float32"),
+            "rewards": ((n, t, e), "float32"),
+            "mask": ((n, t, e), "float32"),
+            "lengths": ((n, e), "int64"),
+        }
+
+    def collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
+        """As ``VectorCollector.collect``, spread over the workers; ``policy`` must have ``select``.
+
+        Raises:
+            CollectorError: a worker raised, or more than ``max_restarts`` workers had to be replaced.
+        """
+        if len(tasks) != self.num_tasks:
+            raise ValueError(f"expected {self.num_tasks} tasks, got {len(tasks)}")
+        if not callable(getattr(policy, "select", None)):
+            raise TypeError(
+                f"the {self.backend} collector needs a policy with select(start, stop) "
+                "(e.g. agents.policies.TaskPolicy); got " + type(policy).__name__
+            )
+        if not self._started:
+            for k in range(len(self.slices)):
+                self._start(k)
+            self._started = True
+        self._prepare(policy)
+        # worker k resets its sub-env j with seed + lo * E + j: the seed sub-env lo * E + j gets in `local`
+        jobs = {
+            k: (list(tasks[lo:hi]), seed + lo * self.episodes_per_task)
+            for k, (lo, hi) in enumerate(self.slices)
+        }
+        deadlines = {k: self._send(k, jobs[k], policy) for k in jobs}
+        results: dict[int, dict[str, np.ndarray]] = {}
+        failures = 0
+        while len(results) < len(jobs):
+            for k, (kind, value) in self._outcomes([k for k in jobs if k not in results], deadlines).items():
+                if kind == "done":
+                    results[k], stats = value
+                    for name, count in stats.items():
+                        self._stats[name] = self._stats.get(name, 0.0) + count
+                elif kind == "error":
+                    self._stop(k, f"failed: {value}")
+                else:
+                    failures += 1
+                    self._replace(k, value, failures)
+                    deadlines[k] = self._send(k, jobs[k], policy)
+        return EpisodeBatch(
+            **{
+                name: torch.from_numpy(np.concatenate([results[k][name] for k in sorted(results)]))
+                for name in FIELDS
+            }
+        )
+
+    def _send(self, k: int, job: tuple[list[Task], int], policy: Any) -> float:
+        """Submit worker ``k``'s job; return its deadline."""
+        self._submit(k, job[0], policy, job[1])
+        return time.monotonic() + self.timeout_s
+
+    def _outcomes(self, pending: list[int], deadlines: dict[int, float]) -> dict[int, tuple[str, Any]]:
+        """What arrived before the earliest deadline, plus a ``dead`` outcome for each worker past its own."""
+        timeout = max(0.0, min(deadlines[k] for k in pending) - time.monotonic())
+        outcomes = self._wait(pending, timeout)
+        now = time.monotonic()
+        for k in pending:
+            if k not in outcomes and now >= deadlines[k]:
+                outcomes[k] = ("dead", f"gave no answer within collector.timeout_s={self.timeout_s:g} s")
+        return outcomes
+
+    def _stop(self, k: int, what: str) -> None:
+        lo, hi = self.slices[k]
+        self.close()
+        raise CollectorError(f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) {what}")
+
+    def _replace(self, k: int, why: str, failures: int) -> None:
+        """Kill worker ``k`` and start a new one, with a warning; stop after ``max_restarts``."""
+        self._kill(k)
+        if failures > self.max_restarts:
+            self._stop(
+                k,
+                f"{why}; that is failure {failures} in one collection, more than collector.max_restarts="
+                f"{self.max_restarts}; stopped (the run directory and its checkpoints are intact)",
+            )
+        lo, hi = self.slices[k]
+        warnings.warn(
+            f"collector ({self.backend}): worker {k} (tasks {lo}-{hi - 1}) {why}; started a new worker and "
+            f"collected its episodes again ({failures} of collector.max_restarts={self.max_restarts} used in "
+            "this collection)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self._stats["collector/worker_restarts"] += 1
+        self._start(k)
+
+    def pop_stats(self) -> dict[str, float]:
+        """``collector/unstable_resets`` and ``collector/worker_restarts`` since the last call."""
+        stats = dict(self._stats)
+        self._stats = dict.fromkeys(stats, 0.0)
+        return stats
+
+    def close(self) -> None:
+        """Stop every worker (safe to call twice)."""
+        if self._started:
+            self._started = False
+            self._shutdown()
+
+
+def _views(buffer: Any, layout: Layout) -> dict[str, np.ndarray]:
+    views, offset = {}, 0
+    for name, (shape, dtype) in layout.items():
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        views[name] = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset)
+        offset += -(-size // 8) * 8
+    return views
+
+
+def _nbytes(layout: Layout) -> int:
+    return sum(-(-int(np.prod(s)) * np.dtype(d).itemsize // 8) * 8 for s, d in layout.values())
+
+
+def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layout, conn: Any) -> None:
+    """Body of a worker process: build a collector, then answer jobs until told to stop or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)
+    shm = SharedMemory(name=shm_name)
+    views = _views(shm.buf, layout)
+    try:
+        collector = spec.build(num_tasks)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"building the envs: {one_line(exc)}"))
+        return
+    try:
+        while True:
+            try:
+                job = conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            if not job:
+                break
+            tasks, policy, seed = pickle.loads(job)
+            try:
+                batch = collector.collect(tasks, policy, seed)
+                for name, view in views.items():
+                    view[...] = getattr(batch, name).numpy()
+                reply = ("done", collector.pop_stats())
+            except Exception as exc:
+                reply = ("error", one_line(exc))
+            try:
+                conn.send(reply)
+            except OSError:  # the main process is gone
+                break
+    finally:
+        collector.close()
+        views.clear()
+        shm.close()
+
+
+def _send_quietly(conn: Any, message: bytes) -> None:
+    try:
+        conn.send_bytes(message)
+    except (OSError, ValueError):  # the worker died: the main loop sees its sentinel
+        pass
+
+
+class SubprocessCollector(RemoteCollector):
+    """Worker processes on this machine (``collector.workers`` of them, ``collector.start_method``).
+
+    Args:
+        spec: how each worker builds its collector.
+        num_tasks: ``N``.
+        options: the collector settings.
+    """
+
+    backend = "subprocess"
+
+    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
+        """See the class docstring."""
+        super().__init__(spec, num_tasks, options)
+        self._context = multiprocessing.get_context(options.start_method)
+        self._shms: list[SharedMemory] = []
+        self._processes: dict[int, Any] = {}
+        self._conns: dict[int, Any] = {}
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (tests kill them)."""
+        return [self._processes[k].pid for k in sorted(self._processes)]
+
+    def _start(self, k: int) -> None:
+        if not self._shms:
+            self._shms = [
+                SharedMemory(create=True, size=max(8, _nbytes(self.layout(j))))
+                for j in range(len(self.slices))
+            ]
+        lo, hi = self.slices[k]
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=worker_main,
+            args=(self.spec, hi - lo, self._shms[k].name, self.layout(k), child),
+            name=f"metarl-collector-{k}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self._processes[k], self._conns[k] = process, parent
+
+    def _submit(self, k: int, tasks: list[Task], policy: Any, seed: int) -> None:
+        lo, hi = self.slices[k]
+        # Plain pickle, by value: multiprocessing's own pickler would pass tensors as shared-memory handles
+        # once anything has imported torch.multiprocessing, and those could be freed before the worker reads.
+        message = pickle.dumps((tasks, policy.select(lo, hi), seed), protocol=pickle.HIGHEST_PROTOCOL)
+        # a thread, so that a worker that is still importing (or hung) never blocks the main process
+        threading.Thread(target=_send_quietly, args=(self._conns[k], message), daemon=True).start()
+
+    def _wait(self, pending: Sequence[int], timeout: float) -> dict[int, tuple[str, Any]]:
+        handles = {}
+        for k in pending:
+            handles[self._conns[k]] = k
+            handles[self._processes[k].sentinel] = k
+        ready = multiprocessing.connection.wait(list(handles), timeout)
+        outcomes: dict[int, tuple[str, Any]] = {}
+        for k in sorted({handles[h] for h in ready}):
+            conn, process = self._conns[k], self._processes[k]
+            try:
+                message = conn.recv() if conn.poll() else None
+            except (EOFError, OSError):
+                message = None
+            if message is None:
+                process.join(1.0)
+                code = process.exitcode
+                how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
+                outcomes[k] = ("dead", f"(pid {process.pid}) {how} during collection")
+            elif message[0] == "done":
+                views = _views(self._shms[k].buf, self.layout(k))
+                outcomes[k] = ("done", ({name: v.copy() for name, v in views.items()}, message[1]))
+            else:
+                outcomes[k] = ("error", message[1])
+        return outcomes
+
+    def _kill(self, k: int) -> None:
+        process = self._processes.pop(k)
+        process.kill()
+        process.join(5.0)
+        self._conns.pop(k).close()
+
+    def _shutdown(self) -> None:
+        for conn in self._conns.values():
+            _send_quietly(conn, b"")  # empty: stop
+        for k, process in self._processes.items():
+            process.join(5.0)
+            if process.is_alive():
+                process.kill()
+                process.join(5.0)
+            self._conns[k].close()
+        self._processes, self._conns = {}, {}
+        for shm in self._shms:
+            shm.close()
+            shm.unlink()
+        self._shms = []
