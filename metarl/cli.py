@@ -45,6 +45,7 @@ RESUMABLE_CHANGES = (
     "collector.start_method",
     "collector.address",
     "collector.timeout_s",
+    "collector.startup_timeout_s",
     "collector.max_restarts",
 )
 #: modules a worker process imports to register the task distributions (plus the config's env.imports)
@@ -175,8 +176,8 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
         if changed:
             raise ConfigError(
                 f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations, "
-                "logging.* and collector.backend/workers/start_method/address/timeout_s/max_restarts may "
-                "change when resuming (start a new run instead)"
+                "logging.*, device and the collector's backend, workers, start_method, address, timeout_s, "
+                "startup_timeout_s and max_restarts may change when resuming (start a new run instead)"
             )
         latest = run_dir / "checkpoints" / "latest.pt"
         if not latest.exists():

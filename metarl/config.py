@@ -151,6 +151,8 @@ class CollectorConfig:
         address: ``ray`` only: empty to start a local Ray instance, ``auto`` for a running one on this
             machine, or the ``host:port`` of a head started with ``ray start --head``.
         timeout_s: a worker that has not answered a collection within this many seconds is treated as dead.
+        startup_timeout_s: extra seconds a newly started (or replacement) worker gets for its first answer:
+            importing torch and building the envs, or placing a Ray actor, on a loaded machine.
         max_restarts: dead workers replaced within one collection before the run stops with an error.
     """
 
@@ -161,6 +163,7 @@ class CollectorConfig:
     start_method: str = "spawn"
     address: str = ""
     timeout_s: float = 600.0
+    startup_timeout_s: float = 120.0
     max_restarts: int = 3
 
 
@@ -372,6 +375,7 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
         "empty (start a local Ray instance), auto, or host:port of a Ray head",
     ),
     ("collector.timeout_s", lambda v: v > 0, "a number of seconds > 0"),
+    ("collector.startup_timeout_s", lambda v: v >= 0, "a number of seconds >= 0"),
     ("collector.max_restarts", lambda v: v >= 0, "an integer >= 0"),
     ("evaluation.tasks", lambda v: v >= 2, "an integer >= 2 (for a standard error)"),
     ("evaluation.steps", lambda v: v >= 0, "an integer >= 0"),

@@ -70,6 +70,10 @@ class RemoteCollector:
         parts = np.array_split(np.arange(num_tasks), min(options.workers, num_tasks))
         self.slices = [(int(p[0]), int(p[-1]) + 1) for p in parts]
         self.timeout_s = float(options.timeout_s)
+        self.startup_timeout_s = float(options.startup_timeout_s)
+        self._fresh: set[int] = (
+            set()
+        )  # workers started but not yet answered: their start-up gets its own time
         self.max_restarts = int(options.max_restarts)
         self._started = False
         self._stats = {"collector/unstable_resets": 0.0, "collector/worker_restarts": 0.0}
@@ -127,6 +131,7 @@ class RemoteCollector:
         if not self._started:
             for k in range(len(self.slices)):
                 self._start(k)
+                self._fresh.add(k)
             self._started = True
         self._prepare(policy)
         # worker k resets its sub-env j with seed + lo * E + j: the seed sub-env lo * E + j gets in `local`
@@ -140,6 +145,7 @@ class RemoteCollector:
         while len(results) < len(jobs):
             for k, (kind, value) in self._outcomes([k for k in jobs if k not in results], deadlines).items():
                 if kind == "done":
+                    self._fresh.discard(k)
                     results[k], stats = value
                     for name, count in stats.items():
                         self._stats[name] = self._stats.get(name, 0.0) + count
@@ -157,9 +163,9 @@ class RemoteCollector:
         )
 
     def _send(self, k: int, job: tuple[list[Task], int], policy: Any) -> float:
-        """Submit worker ``k``'s job; return its deadline."""
+        """Submit worker ``k``'s job; return its deadline (later for a worker that is still starting)."""
         self._submit(k, job[0], policy, job[1])
-        return time.monotonic() + self.timeout_s
+        return time.monotonic() + self.timeout_s + (self.startup_timeout_s if k in self._fresh else 0.0)
 
     def _outcomes(self, pending: list[int], deadlines: dict[int, float]) -> dict[int, tuple[str, Any]]:
         """What arrived before the earliest deadline, plus a ``dead`` outcome for each worker past its own."""
@@ -168,7 +174,10 @@ class RemoteCollector:
         now = time.monotonic()
         for k in pending:
             if k not in outcomes and now >= deadlines[k]:
-                outcomes[k] = ("dead", f"gave no answer within collector.timeout_s={self.timeout_s:g} s")
+                allowed = f"collector.timeout_s={self.timeout_s:g} s"
+                if k in self._fresh:
+                    allowed += f" (+ collector.startup_timeout_s={self.startup_timeout_s:g} s to start)"
+                outcomes[k] = ("dead", f"gave no answer within {allowed}")
         return outcomes
 
     def _stop(self, k: int, what: str) -> None:
@@ -195,6 +204,7 @@ class RemoteCollector:
         )
         self._stats["collector/worker_restarts"] += 1
         self._start(k)
+        self._fresh.add(k)
 
     def pop_stats(self) -> dict[str, float]:
         """``collector/unstable_resets`` and ``collector/worker_restarts`` since the last call."""
@@ -206,6 +216,7 @@ class RemoteCollector:
         """Stop every worker (safe to call twice)."""
         if self._started:
             self._started = False
+            self._fresh.clear()
             self._shutdown()
 
 

@@ -121,6 +121,22 @@ def test_a_killed_or_hung_worker_is_replaced_and_its_episodes_collected_again(
         collector.close()
 
 
+def test_a_starting_worker_gets_startup_timeout_s_on_top_of_timeout_s() -> None:
+    """Spawning a worker (importing torch, building envs) takes seconds: 0.3 s alone cannot cover it."""
+    tasks = nav_tasks()
+    collector = remote("subprocess", NAV, timeout_s=0.3, startup_timeout_s=120.0, max_restarts=0)
+    try:
+        assert_same_batch(collector.collect(tasks, task_policy(2, 2), seed=11), local_batch(NAV, tasks))
+        assert collector.pop_stats()["collector/worker_restarts"] == 0
+    finally:
+        collector.close()
+    collector = remote("subprocess", NAV, timeout_s=0.3, startup_timeout_s=0.0, max_restarts=0)
+    with pytest.raises(
+        CollectorError, match=r"within collector.timeout_s=0.3 s \(\+ collector.startup_timeout_s=0"
+    ):
+        collector.collect(tasks, task_policy(2, 2), seed=11)
+
+
 @pytest.mark.parametrize("backend", ["subprocess", pytest.param("ray", marks=needs_ray)])
 def test_repeated_failures_stop_with_one_clear_error(backend: str, tmp_path: Path) -> None:
     tasks = [FaultTask(0.1 * n, "kill-always" if n == 3 else "") for n in range(N)]
