@@ -36,7 +36,9 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "adaptation.json").read_text())
 
 
-@pytest.mark.parametrize("config", ["sinusoid.yaml", "sinusoid-quick.yaml"])
+@pytest.mark.parametrize(
+    "config", ["sinusoid.yaml", "sinusoid-alpha0.001.yaml", "sinusoid-5shot.yaml", "sinusoid-quick.yaml"]
+)
 def test_sinusoid_config_end_to_end(config: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert train(config, run, *TINY, "evaluation.steps=3") == 0

@@ -1,4 +1,4 @@
-"""The shipped policies load with weights_only and evaluate right after install."""
+"""The shipped policies and few-shot models load with weights_only and evaluate right after install."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from metarl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "experiments" / "pretrained").glob("*/policy.pt"))
+SHIPPED_FEWSHOT = sorted((REPO / "experiments" / "pretrained").glob("*/model.pt"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.parent.name for p in SHIPPED])
@@ -23,6 +24,18 @@ def test_shipped_policy_loads_and_adapts(path: Path, tmp_path: Path) -> None:
     assert main(args) == 0
     rows = json.loads((out / "adaptation.json").read_text())["methods"]["maml"]
     assert rows[1]["mean"] > rows[0]["mean"], "one inner step should improve the return of a trained policy"
+
+
+@pytest.mark.parametrize("path", SHIPPED_FEWSHOT, ids=[p.parent.name for p in SHIPPED_FEWSHOT])
+def test_shipped_fewshot_model_loads_and_adapts(path: Path, tmp_path: Path) -> None:
+    """A shipped sinusoid model: one 5-shot step of alpha lowers the mean squared error on 20 new tasks."""
+    state = load_checkpoint(path)
+    assert state["iteration"] == state["config"]["meta"]["iterations"]
+    out = tmp_path / "eval"
+    args = ["evaluate", str(path), "--tasks", "20", "--steps", "1", "--shots", "5", "--out", str(out)]
+    assert main(args) == 0
+    rows = json.loads((out / "adaptation.json").read_text())["methods"]["maml"]
+    assert rows[1]["mean"] < 0.5 * rows[0]["mean"], "one step should at least halve a trained model's MSE"
 
 
 def test_something_is_shipped() -> None:
