@@ -11,6 +11,9 @@ Each network has two forwards with the same parameter names:
   ``x [N, B, *input]``. Convolutions fold the tasks into channels and run as one grouped convolution
   (``groups=N``), and linear layers as one batched matrix product, which is much faster on CPU than
   ``torch.func.vmap`` over per-task convolutions.
+
+The task-batched conv net can normalise with :func:`agents.batch_norm.batch_norm` (same values, cheaper
+second derivative) instead of ``F.batch_norm``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from agents.batch_norm import batch_norm
 
 Params = dict[str, Tensor]
 
@@ -97,7 +102,7 @@ def _batched_mlp(model: FewShotMLP, params: Params, x: Tensor) -> Tensor:
     return _batched_linear(params, "head", x)
 
 
-def _batched_conv_net(model: FewShotConvNet, params: Params, x: Tensor) -> Tensor:
+def _batched_conv_net(model: FewShotConvNet, params: Params, x: Tensor, closed_form: bool) -> Tensor:
     tasks, batch = x.shape[:2]
     h = x.transpose(0, 1).reshape(batch, -1, *x.shape[3:])  # [B, N * C, H, W]: task n owns channels n*C..
     for i in range(len(model.convs)):
@@ -112,7 +117,10 @@ def _batched_conv_net(model: FewShotConvNet, params: Params, x: Tensor) -> Tenso
         )
         # per channel over (B, H, W): exactly each task's own batch statistics
         norm_w, norm_b = params[f"norms.{i}.weight"].reshape(-1), params[f"norms.{i}.bias"].reshape(-1)
-        h = F.relu(F.batch_norm(h, None, None, norm_w, norm_b, training=True))
+        if closed_form:
+            h = F.relu(batch_norm(h, norm_w, norm_b))
+        else:
+            h = F.relu(F.batch_norm(h, None, None, norm_w, norm_b, training=True))
         if model.max_pool:
             h = F.max_pool2d(h, 2)
     h = h.reshape(batch, tasks, -1, *h.shape[2:]).transpose(0, 1)  # [N, B, filters, h, w]
@@ -120,13 +128,23 @@ def _batched_conv_net(model: FewShotConvNet, params: Params, x: Tensor) -> Tenso
     return _batched_linear(params, "head", features)
 
 
-def batched_forward(model: nn.Module, params: Params, x: Tensor) -> Tensor:
+def batched_forward(
+    model: nn.Module, params: Params, x: Tensor, *, closed_form_batch_norm: bool = False
+) -> Tensor:
     """Outputs of ``N`` tasks at once: ``params [N, ...]``, ``x [N, B, *input] -> [N, B, out]``.
 
     Equals stacking ``functional_call(model, params[n], (x[n],))`` over tasks (tested).
+
+    Args:
+        model: the network whose parameter names ``params`` uses.
+        params: every parameter with a leading task axis.
+        x: the inputs of every task.
+        closed_form_batch_norm: conv nets: differentiate batch norm's backward with the closed form of
+            :mod:`agents.batch_norm` (same values, cheaper second-order meta-gradients) instead of PyTorch's
+            formula.
     """
     if isinstance(model, FewShotMLP):
         return _batched_mlp(model, params, x)
     if isinstance(model, FewShotConvNet):
-        return _batched_conv_net(model, params, x)
+        return _batched_conv_net(model, params, x, closed_form_batch_norm)
     raise TypeError(f"batched_forward: no task-batched forward for {type(model).__name__}")

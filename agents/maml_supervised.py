@@ -18,7 +18,9 @@ Variants, set in :class:`~metarl.config.InnerConfig`:
 
 The per-task maths is :func:`task_losses`. It runs on one task (the per-task loop, the tested reference),
 under ``torch.func.vmap`` over tasks, or on all tasks at once with task-batched parameters
-(:func:`agents.fewshot_models.batched_forward`, grouped convolutions): ``meta.batching`` picks.
+(:func:`agents.fewshot_models.batched_forward`, grouped convolutions): ``meta.batching`` picks. In
+grouped mode, ``meta.second_order_batch_norm`` picks how batch norm's backward is differentiated for the
+second-order meta-gradient (:mod:`agents.batch_norm`).
 """
 
 from __future__ import annotations
@@ -167,6 +169,9 @@ class SupervisedMAML:
                 "meta.batching: vmap gives wrong second-order gradients through the conv net's batch norm; "
                 "use grouped (the default) or loop, or set inner.first_order=true"
             )
+        # same values either way; the closed form only makes the second derivative cheaper
+        choice = meta.second_order_batch_norm
+        self.closed_form_batch_norm = choice == "closed_form" or (choice == "auto" and not inner.first_order)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=meta.learning_rate)
 
     def _step_size(self) -> StepSize:
@@ -175,6 +180,9 @@ class SupervisedMAML:
 
     def _functional(self, params: Params, x: Tensor) -> Tensor:
         return functional_call(self.net, params, (x,))
+
+    def _batched_forward(self, params: Params, x: Tensor) -> Tensor:
+        return batched_forward(self.net, params, x, closed_form_batch_norm=self.closed_form_batch_norm)
 
     def meta_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Per-task query losses ``[N]`` after and before adapting, with the current batching mode."""
@@ -190,7 +198,7 @@ class SupervisedMAML:
         support, query = batch.support, batch.query
         if self.batching == "grouped":
             tasks = support[0].shape[0]
-            forward = functools.partial(batched_forward, self.net)
+            forward = self._batched_forward
             return per_task(expand_params(params, tasks), step_size, support, query, forward=forward)
         one_task = functools.partial(per_task, forward=self._functional)
         if self.batching == "vmap":
@@ -234,7 +242,7 @@ class SupervisedMAML:
         rates = [{k: v.detach() for k, v in learned.items()} if learned else a for a in step_sizes]
         curve = functools.partial(task_curve, rates=rates, kind=self.kind, adapted=self.adapted)
         if self.batching == "grouped":
-            forward = functools.partial(batched_forward, self.net)
+            forward = self._batched_forward
             return curve(expand_params(params, len(batch)), batch.support, batch.query, forward=forward)
         one_task = functools.partial(curve, forward=self._functional)
         if self.batching == "vmap":

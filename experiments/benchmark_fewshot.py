@@ -11,6 +11,10 @@ sampling is not timed):
 * sinusoid: MLP 1-40-40-1, meta-batch 25, K = 10, one inner step (the paper's setting);
 * omniglot-5w1s: 4-block conv net, 64 filters, 28x28 generated images, 5-way 1-shot with 1 query image per
   class, meta-batch 32, one inner step (the paper's setting).
+
+For Omniglot, ``grouped`` is what ``meta.batching: auto`` runs (with the closed-form batch-norm second
+derivative, ``meta.second_order_batch_norm: auto``); ``grouped_pytorch_batch_norm`` is the same with PyTorch's
+own batch-norm double backward.
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ def omniglot_case(tasks: int = 32, ways: int = 5, shots: int = 1):
     return (lambda: FewShotConvNet((1, 28, 28), ways, filters=64)), "classification", 0.4, batch
 
 
-def seconds_per_step(make_net, kind, alpha, batch, batching, first_order, iterations) -> float:
+def seconds_per_step(make_net, kind, alpha, batch, variant, iterations) -> float:
+    batching, first_order, *batch_norm = variant
     torch.manual_seed(0)
     learner = SupervisedMAML(
         make_net(),
         kind,
         InnerConfig(steps=1, step_size=alpha, first_order=first_order),
-        MetaConfig(batching=batching),
+        MetaConfig(batching=batching, second_order_batch_norm=batch_norm[0] if batch_norm else "auto"),
     )
     learner.step(batch)  # warm-up
     begin = time.perf_counter()
@@ -62,12 +67,15 @@ def seconds_per_step(make_net, kind, alpha, batch, batching, first_order, iterat
     return (time.perf_counter() - begin) / iterations
 
 
-def compare(case, variants: dict[str, tuple[str, bool]], repeats: int, iterations: int) -> dict:
-    """Median seconds per meta-update of each variant ``name -> (batching, first_order)``, interleaved."""
+def compare(case, variants: dict[str, tuple], repeats: int, iterations: int) -> dict:
+    """Median seconds per meta-update of each variant, interleaved.
+
+    A variant is ``name -> (batching, first_order)`` or ``(batching, first_order, second_order_batch_norm)``.
+    """
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
-        for name, (batching, first_order) in variants.items():
-            times[name].append(seconds_per_step(*case, batching, first_order, iterations))
+        for name, variant in variants.items():
+            times[name].append(seconds_per_step(*case, variant, iterations))
     return {
         name: {"median_s": statistics.median(t), "repeats_s": t, "iterations_per_s": 1 / statistics.median(t)}
         for name, t in times.items()
@@ -107,6 +115,7 @@ def main() -> None:
         {
             "loop": ("loop", False),
             "grouped": ("grouped", False),
+            "grouped_pytorch_batch_norm": ("grouped", False, "pytorch"),
             "loop_first_order": ("loop", True),
             "grouped_first_order": ("grouped", True),
             "vmap_first_order": ("vmap", True),
@@ -122,6 +131,12 @@ def main() -> None:
         "sinusoid_grouped_speedup_over_loop": ratio(sine, "grouped", "loop"),
         "sinusoid_second_over_first_order_time": ratio(sine, "vmap_first_order", "vmap"),
         "omniglot_grouped_speedup_over_loop": ratio(omni, "grouped", "loop"),
+        "omniglot_grouped_pytorch_batch_norm_speedup_over_loop": ratio(
+            omni, "grouped_pytorch_batch_norm", "loop"
+        ),
+        "omniglot_closed_form_batch_norm_speedup_grouped": ratio(
+            omni, "grouped", "grouped_pytorch_batch_norm"
+        ),
         "omniglot_vmap_first_order_speedup_over_loop_first_order": ratio(
             omni, "vmap_first_order", "loop_first_order"
         ),
@@ -132,10 +147,10 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     for name, value in result["summary"].items():
-        print(f"{name:58s} {value:6.2f}")
+        print(f"{name:64s} {value:6.2f}")
     for case in ("sinusoid", "omniglot_5w1s"):
         for name, row in result[case].items():
-            print(f"{case:14s} {name:22s} {row['median_s'] * 1000:9.2f} ms/meta-update")
+            print(f"{case:14s} {name:28s} {row['median_s'] * 1000:9.2f} ms/meta-update")
     print(f"wrote {out}")
 
 

@@ -88,6 +88,10 @@ class MetaConfig:
             on CPU), ``grouped`` (task-batched parameters: batched matrix products and grouped convolutions),
             ``vmap`` (``torch.func.vmap``; not for second-order conv nets) or ``loop`` (one task at a time,
             the reference).
+        second_order_batch_norm: few-shot conv nets with ``grouped`` batching only: how the second-order
+            meta-gradient differentiates batch norm's backward: ``closed_form`` (``agents/batch_norm.py``;
+            same values, faster), ``pytorch`` (PyTorch's own formula, the reference) or ``auto``
+            (``closed_form`` for second-order MAML, ``pytorch`` for first order, which never uses it).
     """
 
     batch_size: int = 40
@@ -99,6 +103,7 @@ class MetaConfig:
     baseline_reg: float = 1e-5
     learning_rate: float = 1e-3
     batching: str = "auto"
+    second_order_batch_norm: str = "auto"
 
 
 @dataclass
@@ -399,6 +404,11 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
         "meta.batching",
         lambda v: v in ("auto", "loop", "vmap", "grouped"),
         "one of auto, loop, vmap, grouped",
+    ),
+    (
+        "meta.second_order_batch_norm",
+        lambda v: v in ("auto", "pytorch", "closed_form"),
+        "one of auto, pytorch, closed_form",
     ),
     ("evaluation.shots", lambda v: v >= 0, "an integer >= 0 (0: data.shots)"),
     ("evaluation.query_shots", lambda v: v >= 0, "an integer >= 0 (0: data.query_shots)"),

@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch.func import functional_call
 
+from agents import fewshot_models
+from agents.batch_norm import batch_norm
 from agents.fewshot_models import FewShotConvNet, FewShotMLP, batched_forward
 from agents.maml_supervised import SupervisedMAML, task_losses
 from envs.fewshot import SinusoidTasks
@@ -87,20 +89,64 @@ def test_batched_modes_equal_the_loop(model: str, variant: str, modes: tuple[str
         )
 
 
+def _double_image_batch() -> TaskBatch:
+    batch = _image_batch()
+    return TaskBatch(
+        (batch.support[0].double(), batch.support[1]), (batch.query[0].double(), batch.query[1]), ()
+    )
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+@pytest.mark.parametrize("variant", ["maml", "metasgd", "anil"])
+def test_closed_form_batch_norm_gives_the_same_second_order_meta_gradient(
+    variant: str, steps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grouped batching with the closed-form batch-norm second derivative equals PyTorch's and the loop."""
+    calls = []
+    monkeypatch.setattr(fewshot_models, "batch_norm", lambda *a: calls.append(1) or batch_norm(*a))
+    torch.manual_seed(0)
+    net = FewShotConvNet((1, 16, 16), 3, filters=4).double()
+    learner = _learner(net, "classification", steps=steps, **VARIANTS[variant])
+    batch = _double_image_batch()
+    assert learner.closed_form_batch_norm, "auto picks the closed form for second-order MAML"
+    closed_form = _losses_and_grads(learner, batch, "grouped")
+    assert len(calls) == 4 * (steps + 2), "every batch norm of every forward used the closed form"
+    learner.closed_form_batch_norm = False
+    for reference in (
+        _losses_and_grads(learner, batch, "grouped"),
+        _losses_and_grads(learner, batch, "loop"),
+    ):
+        torch.testing.assert_close(closed_form[0], reference[0], rtol=1e-9, atol=0)
+        # atol: the conv biases' exact gradient is 0 (batch norm removes them); both give ~1e-17
+        scale = max(g.abs().max().item() for g in reference[2])
+        for got, want in zip(closed_form[2], reference[2], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize(
+    ("choice", "first_order", "closed_form"),
+    [("auto", False, True), ("auto", True, False), ("pytorch", False, False), ("closed_form", True, True)],
+)
+def test_second_order_batch_norm_choice(choice: str, first_order: bool, closed_form: bool) -> None:
+    net = FewShotConvNet((1, 16, 16), 3, filters=4)
+    inner = InnerConfig(first_order=first_order)
+    learner = SupervisedMAML(net, "classification", inner, MetaConfig(second_order_batch_norm=choice))
+    assert learner.closed_form_batch_norm is closed_form
+
+
 def test_vmap_with_second_order_conv_is_refused() -> None:
     net = FewShotConvNet((1, 16, 16), 3, filters=4)
     with pytest.raises(ConfigError, match="meta.batching: vmap gives wrong second-order gradients"):
         SupervisedMAML(net, "classification", InnerConfig(), MetaConfig(batching="vmap"))
 
 
-def test_grouped_second_order_conv_gradient_matches_finite_differences() -> None:
+@pytest.mark.parametrize("batch_norm", ["closed_form", "pytorch"])
+def test_grouped_second_order_conv_gradient_matches_finite_differences(batch_norm: str) -> None:
     """The directional derivative of the grouped-conv meta-loss equals central differences (float64)."""
     torch.manual_seed(0)
     learner = _learner(FewShotConvNet((1, 16, 16), 3, filters=4).double(), "classification")
-    batch = _image_batch()
-    batch = TaskBatch(
-        (batch.support[0].double(), batch.support[1]), (batch.query[0].double(), batch.query[1]), ()
-    )
+    batch = _double_image_batch()
+    learner.closed_form_batch_norm = batch_norm == "closed_form"
     params = list(learner.model.parameters())
     grads = _losses_and_grads(learner, batch, "grouped")[2]
     direction = [torch.randn_like(p) for p in params]

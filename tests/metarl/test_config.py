@@ -263,6 +263,11 @@ def test_fewshot_sections_are_strict_and_name_the_method() -> None:
         config_from_dict({"data": {"dataset": "mnist"}})
     with pytest.raises(ConfigError, match="meta.batching: got 'fast'"):
         config_from_dict({"meta": {"batching": "fast"}})
+    with pytest.raises(
+        ConfigError,
+        match="meta.second_order_batch_norm: got 'fused', expected one of auto, pytorch, closed_form",
+    ):
+        config_from_dict({"meta": {"second_order_batch_norm": "fused"}})
     assert not config_from_dict({}).is_fewshot
     names = {
         (False, False, "all"): "maml",
