@@ -8,6 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: ``--set`` overrides that shrink any meta-RL config to a run of seconds
+TINY_SETTINGS = (
+    "meta.batch_size=2",
+    "meta.episodes_per_task=2",
+    "policy.hidden_sizes=[8]",
+    "evaluation.tasks=2",
+    "evaluation.steps=1",
+    "evaluation.episodes=2",
+    "logging.progress=false",
+    "logging.tensorboard=false",
+)
+
+
+def tiny_settings(*changes: str) -> list[str]:
+    """:data:`TINY_SETTINGS` with ``key=value`` ``changes`` replacing the same keys or added after them."""
+    merged = dict(item.split("=", 1) for item in TINY_SETTINGS)
+    merged.update(item.split("=", 1) for item in changes)
+    return [f"{key}={value}" for key, value in merged.items()]
+
 
 def write_omniglot(
     root: Path, alphabets: dict[str, tuple[str, int]], images: int = 4, size: int = 32, seed: int = 0

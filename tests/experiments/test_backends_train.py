@@ -8,22 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_settings  # noqa: E402
 
 from metarl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "meta.batch_size=2",
-    "meta.episodes_per_task=2",
-    "meta.iterations=2",
-    "policy.hidden_sizes=[8]",
-    "evaluation.tasks=2",
-    "evaluation.steps=1",
-    "evaluation.episodes=2",
-    "logging.progress=false",
-    "logging.tensorboard=false",
-    "collector.workers=2",
-]
+TINY = tiny_settings("meta.iterations=2", "collector.workers=2")
 BACKENDS = [
     "local",
     "subprocess",

@@ -15,21 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import tiny_settings  # noqa: E402
 
 from metarl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "meta.batch_size=2",
-    "meta.episodes_per_task=2",
-    "meta.iterations=1",
-    "policy.hidden_sizes=[8]",
-    "evaluation.tasks=2",
-    "evaluation.steps=1",
-    "evaluation.episodes=2",
-    "logging.progress=false",
-    "logging.tensorboard=false",
-]
+TINY = tiny_settings("meta.iterations=1")
 
 
 @pytest.fixture(scope="module")

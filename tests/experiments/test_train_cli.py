@@ -11,21 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import tiny_settings  # noqa: E402
 
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "meta.batch_size=3",
-    "meta.episodes_per_task=2",
-    "policy.hidden_sizes=[8]",
-    "evaluation.tasks=2",
-    "evaluation.steps=1",
-    "evaluation.episodes=2",
-    "logging.progress=false",
-    "logging.tensorboard=false",
-]
+TINY = tiny_settings("meta.batch_size=3")
 
 
 def train(run_dir: Path, *extra: str, config: str = "experiments/navigation2d-quick.yaml") -> int:

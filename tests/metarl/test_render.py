@@ -14,6 +14,7 @@ from pathlib import Path
 import gymnasium as gym
 import imageio.v3 as iio
 import pytest
+from conftest import tiny_settings  # noqa: E402
 
 import envs  # noqa: F401  (registers the ids)
 from envs.tasks import GoalTask
@@ -22,17 +23,7 @@ from metarl.cli import main
 from metarl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = [
-    "meta.iterations=1",
-    "meta.batch_size=2",
-    "meta.episodes_per_task=2",
-    "policy.hidden_sizes=[8]",
-    "evaluation.tasks=2",
-    "evaluation.steps=1",
-    "evaluation.episodes=2",
-    "logging.progress=false",
-    "logging.tensorboard=false",
-]
+TINY = tiny_settings("meta.iterations=1")
 GL_VARIABLES = ("MUJOCO_GL", "PYOPENGL_PLATFORM")
 
 

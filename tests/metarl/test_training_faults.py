@@ -12,6 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # faulty_envs, imported by env.imports
 
+from conftest import tiny_settings  # noqa: E402
+
 import agents.maml_trpo  # noqa: E402
 from agents.maml_trpo import MAMLTRPO  # noqa: E402
 from agents.policies import GaussianMLPPolicy  # noqa: E402
@@ -22,18 +24,7 @@ from metarl.optim.trpo import LineSearchResult  # noqa: E402
 from metarl.training import non_finite_quantity  # noqa: E402
 from metarl.types import EpisodeBatch, MetaBatch  # noqa: E402
 
-TINY = [
-    "meta.batch_size=2",
-    "meta.episodes_per_task=2",
-    "policy.hidden_sizes=[8]",
-    "evaluation.tasks=2",
-    "evaluation.steps=1",
-    "evaluation.episodes=2",
-    "logging.progress=false",
-    "logging.tensorboard=false",
-    "logging.checkpoint_every=1",
-    "env.imports=[faulty_envs]",
-]
+TINY = tiny_settings("logging.checkpoint_every=1", "env.imports=[faulty_envs]")
 
 
 def train(env_id: str, run: Path, *sets: str) -> list[str]:
