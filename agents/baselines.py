@@ -21,9 +21,11 @@ def linear_baseline_features(observations: Tensor) -> Tensor:
 
 
 def fit_linear_baseline(features: Tensor, targets: Tensor, mask: Tensor, reg: float = 1e-5) -> Tensor:
-    """Ridge least squares per task, in float64.
+    """Ridge least squares per task, in float64, by Cholesky factorisation of ``X^T X + reg I``.
 
-    While the solution is not finite the ridge coefficient grows tenfold, up to ``1e4 * reg``, as rllab does.
+    While the factorisation fails or the solution is not finite the ridge coefficient grows tenfold, up to
+    ``1e4 * reg``, as rllab does. Not ``torch.linalg.solve``: with torch's MKL build and two threads, batched
+    LU on Ant-sized systems (214 features) fails ("Parameter 6 was incorrect on entry to DLASWP") and hangs.
 
     Args:
         features: ``[N, T, E, F]``.
@@ -40,8 +42,9 @@ def fit_linear_baseline(features: Tensor, targets: Tensor, mask: Tensor, reg: fl
     rhs = (x.transpose(1, 2) @ y[..., None])[..., 0]
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     for _ in range(5):
-        weights = torch.linalg.solve(gram + reg * eye, rhs)
-        if torch.isfinite(weights).all():
+        factor, info = torch.linalg.cholesky_ex(gram + reg * eye)
+        weights = torch.cholesky_solve(rhs[..., None], factor)[..., 0]
+        if bool((info == 0).all()) and torch.isfinite(weights).all():
             break
         reg *= 10
     return weights

@@ -13,6 +13,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -227,6 +228,9 @@ def measure_meta_iteration(
     row["physics_s"] = row["env_steps"] / physics_steps_per_s
     row["policy"] = f"{'x'.join(map(str, hidden))} {activation}"
     row["fisher"] = compare_fisher_products(learner, meta_batch, products)
+    for variant in row["fisher"].values():  # the whole iteration had the meta-update used this variant
+        variant["iteration_s"] = row["sampling"] + row["adaptation"] + variant["meta_update_s"]
+        variant["iteration_over_physics"] = variant["iteration_s"] / row["physics_s"]
     row["peak_mib_with_comparison"] = peak_memory_mib()
     return row
 
@@ -255,7 +259,15 @@ def measure_in_subprocess(fn: Callable[..., dict[str, Any]], *args: Any) -> dict
 
 
 def peak_memory_mib() -> float:
-    """Peak resident memory of this process so far, MiB."""
+    """Peak resident memory of this process so far, MiB.
+
+    On Linux from ``VmHWM`` in ``/proc/self/status``: ``ru_maxrss`` survives ``exec``, so in a freshly spawned
+    worker it would still report the parent's peak whenever that is larger.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -283,7 +295,8 @@ def format_table(results: dict[str, Any]) -> str:
         for variant, f in row["fisher"].items():
             lines.append(
                 f"    Fisher product {variant:20s} {f['product_s']:.3f} s each, "
-                f"meta-update {f['meta_update_s']:.2f} s"
+                f"meta-update {f['meta_update_s']:.2f} s, iteration {f['iteration_s']:.2f} s = "
+                f"{f['iteration_over_physics']:.2f}x physics"
             )
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +48,9 @@ RESUMABLE_CHANGES = (
     "collector.startup_timeout_s",
     "collector.max_restarts",
 )
+#: keys that change how the TRPO step is computed, not what is learned from; they may change on ``--resume``,
+#: and each change is appended to ``RUN_DIR/resumes.csv`` with the iteration it took effect
+RECORDED_RESUMABLE_CHANGES = ("num_threads", "trpo.fisher_product", "trpo.fisher_subsample")
 #: modules a worker process imports to register the task distributions (plus the config's env.imports)
 TASK_IMPORTS = ("envs",)
 
@@ -168,18 +171,17 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
             raise ConfigError(f"--resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
         stored = load_config(run_dir / "config.yaml")
         config = load_config(run_dir / "config.yaml", overrides)
-        changed = [
-            k
-            for k in _diff(config_to_dict(stored), config_to_dict(config))
-            if not k.startswith(RESUMABLE_CHANGES)
-        ]
+        differences = _diff(config_to_dict(stored), config_to_dict(config))
+        changed = [k for k in differences if not k.startswith(RESUMABLE_CHANGES + RECORDED_RESUMABLE_CHANGES)]
         if changed:
             raise ConfigError(
                 f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations, "
-                "logging.*, device and the collector's backend, workers, start_method, address, timeout_s, "
-                "startup_timeout_s and max_restarts may change when resuming (start a new run instead)"
+                "logging.*, device, num_threads, trpo.fisher_product, trpo.fisher_subsample and the "
+                "collector's backend, workers, start_method, address, timeout_s, startup_timeout_s and "
+                "max_restarts may change when resuming (start a new run instead)"
             )
         latest = run_dir / "checkpoints" / "latest.pt"
+        recorded = [k for k in differences if k.startswith(RECORDED_RESUMABLE_CHANGES)]
         if not latest.exists():
             warnings.warn(
                 f"--resume: {str(run_dir)!r} has no checkpoint yet (stopped before the first one); "
@@ -188,7 +190,11 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
                 stacklevel=2,
             )
             return config, run_dir, False
-        load_checkpoint(latest)
+        iteration = int(load_checkpoint(latest)["iteration"])
+        if recorded:
+            _record_resume_changes(
+                run_dir, iteration, recorded, config_to_dict(stored), config_to_dict(config)
+            )
         return config, run_dir, True
     if args.config is None:
         raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
@@ -199,6 +205,39 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
             f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder"
         )
     return config, run_dir, False
+
+
+def _lookup(tree: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+def _record_resume_changes(
+    run_dir: Path, iteration: int, keys: list[str], before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Append ``iteration,key,before,after,date`` rows to ``run_dir/resumes.csv`` and say so on stderr.
+
+    The rows say from which iteration on the run was computed another way (the metrics do not show it).
+    """
+    import csv
+    import datetime
+    import io
+
+    path = run_dir / "resumes.csv"
+    old = path.read_text() if path.is_file() else "first_iteration,key,before,after,date\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for key in keys:
+        writer.writerow([iteration + 1, key, _lookup(before, key), _lookup(after, key), today])
+        print(
+            f"--resume: {key} changes from {_lookup(before, key)!r} to {_lookup(after, key)!r} at iteration "
+            f"{iteration + 1} (recorded in {path})",
+            file=sys.stderr,
+        )
+    text = old + buffer.getvalue()
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from agents.baselines import LinearFeatureBaseline, fit_linear_baseline, linear_baseline_features
 
+REPO = Path(__file__).resolve().parents[2]
 N, T, E, D = 2, 30, 4, 3
 
 
@@ -110,3 +115,28 @@ def test_fit_predict_tasks_are_fitted_independently():
 def test_non_positive_reg_raises(reg):
     with pytest.raises(ValueError, match=rf"baseline reg: must be > 0, got {reg}"):
         LinearFeatureBaseline(reg=reg)
+
+
+def test_fit_equals_the_normal_equations_solution_in_float64():
+    gen = torch.Generator().manual_seed(3)
+    features = torch.randn(3, 50, 4, 9, generator=gen, dtype=torch.float64)
+    targets = torch.randn(3, 50, 4, generator=gen, dtype=torch.float64)
+    weights = fit_linear_baseline(features, targets, torch.ones(3, 50, 4), reg=0.1)
+    x, y = features.flatten(1, 2), targets.flatten(1, 2)
+    expected = torch.linalg.solve(x.mT @ x + 0.1 * torch.eye(9, dtype=x.dtype), (x.mT @ y[..., None])[..., 0])
+    torch.testing.assert_close(weights, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_ant_sized_fit_with_two_threads_finishes():
+    """Regression: batched LU (``torch.linalg.solve``) with 2 MKL threads hung on 40 Ant-sized systems."""
+    code = (
+        "import torch; torch.set_num_threads(2); torch.manual_seed(0)\n"
+        "from agents.baselines import fit_linear_baseline\n"
+        "f = torch.randn(40, 200, 20, 214); f[..., 150:] = 0\n"
+        "w = fit_linear_baseline(f, torch.randn(40, 200, 20), torch.ones(40, 200, 20))\n"
+        "assert torch.isfinite(w).all(); print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=False
+    )
+    assert done.stdout.strip() == "ok" and "DLASWP" not in done.stderr, done.stderr[-500:]

@@ -15,6 +15,7 @@ from conftest import tiny_settings  # noqa: E402
 
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
+from metarl.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = tiny_settings("meta.batch_size=3")
@@ -76,6 +77,20 @@ def test_resume_rejects_a_changed_config(tmp_path: Path, capsys: pytest.CaptureF
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "run"), "--set", "inner.step_size=0.5"]) == 2
     assert "inner.step_size" in capsys.readouterr().err
+
+
+def test_resume_may_change_the_fisher_product_and_records_it(tmp_path: Path) -> None:
+    assert train(tmp_path / "run", "meta.iterations=2", "logging.checkpoint_every=2") == 0
+    args = ["--set", "meta.iterations=3", "--set", "trpo.fisher_subsample=0.5", "--set", "num_threads=1"]
+    assert main(["train", "--resume", str(tmp_path / "run"), *args]) == 0
+    with (tmp_path / "run" / "resumes.csv").open() as handle:
+        records = list(csv.DictReader(handle))
+    assert [(r["first_iteration"], r["key"], r["before"], r["after"]) for r in records] == [
+        ("3", "num_threads", "0", "1"),
+        ("3", "trpo.fisher_subsample", "1.0", "0.5"),
+    ]
+    assert load_config(tmp_path / "run" / "config.yaml").trpo.fisher_subsample == 0.5
+    assert [r["iteration"] for r in rows(tmp_path / "run")] == ["1", "2", "3"]
 
 
 BAD = [

@@ -13,7 +13,14 @@ import pytest
 import torch
 
 import envs
-from metarl.benchmark import BACKENDS, FISHER_VARIANTS, SB3VectorEnv, make_backend
+from metarl.benchmark import (
+    BACKENDS,
+    FISHER_VARIANTS,
+    SB3VectorEnv,
+    make_backend,
+    measure_in_subprocess,
+    peak_memory_mib,
+)
 from metarl.cli import main
 from metarl.collect import VectorCollector
 
@@ -78,3 +85,18 @@ def test_backend_comparison_writes_json_and_every_backend_returns_the_local_batc
         assert "error" not in row, (name, row)
         assert row["steps_per_s"] > 0 and row["same_as_local"] is True
     assert "--backends" in result["command"] and "x local" in capsys.readouterr().out
+
+
+def _allocate_and_report(mib: int) -> float:
+    block = np.ones(mib * 2**20 // 8)  # touched, so resident
+    assert block.sum() > 0
+    return peak_memory_mib()
+
+
+def test_peak_memory_of_a_spawned_worker_is_its_own_not_the_parents() -> None:
+    hold = np.ones(600 * 2**20 // 8)  # the parent's peak is now at least 600 MiB above a fresh interpreter's
+    parent = peak_memory_mib()
+    child = measure_in_subprocess(_allocate_and_report, 100)
+    assert hold.sum() > 0
+    assert child < parent - 300  # ru_maxrss would report at least the parent's peak here
+    assert child > 100  # the child's own 100 MiB block is counted
