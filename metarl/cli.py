@@ -481,23 +481,20 @@ def _evaluate_methods(
             adapter = OracleAdapter(learner, torch.as_tensor(np.stack([task_features(t) for t in tasks])))
         return tasks, adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
 
-    def best_over_grid(adapter) -> tuple[float, torch.Tensor]:
+    def best_over_grid(adapter) -> tuple[float, list, torch.Tensor]:
         """Fine-tune with each step size of the grid; keep the one with the best final return."""
         trials = {}
         for factor in FINE_TUNE_STEP_GRID:
             first = factor * config.inner.step_size
             sizes = [first if k == 0 else first / 2 for k in range(config.evaluation.steps)]
-            trials[first] = curve_of(adapter, sizes)[1]
+            tasks, trials[first] = curve_of(adapter, sizes)  # the same tasks every time
         best = max(trials, key=lambda a: trials[a][:, -1].mean().item())
-        return best, trials[best]
+        return best, tasks, trials[best]
 
     try:
         meta = {"env_id": config.env.id, "seed": config.evaluation.seed}
         if config.method == "pretrained":
-            tasks = distribution.sample_tasks(
-                config.evaluation.tasks, evaluation_generators(config.evaluation.seed)[0]
-            )
-            meta["pretrained_step_size"], curve = best_over_grid(learner)
+            meta["pretrained_step_size"], tasks, curve = best_over_grid(learner)
         else:
             tasks, curve = curve_of(learner, config.evaluation_step_sizes)
             meta["step_sizes"] = config.evaluation_step_sizes
@@ -508,7 +505,7 @@ def _evaluate_methods(
             )
             _, probe, random_learner = build(random_config, num_tasks=1, episodes=2)
             probe.close()
-            meta["random_step_size"], curves["random"] = best_over_grid(random_learner)
+            meta["random_step_size"], _, curves["random"] = best_over_grid(random_learner)
         for name, other_curves, other_tasks in compared:
             if not same_tasks(other_tasks, tasks):
                 raise ConfigError(

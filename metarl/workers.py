@@ -17,6 +17,7 @@ writes into the same block.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import multiprocessing
 import multiprocessing.connection
@@ -48,7 +49,7 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
 
 
-class RemoteCollector:
+class RemoteCollector(abc.ABC):
     """Shared logic of the worker backends: slicing, deadlines, replacing dead workers, assembling.
 
     Args:
@@ -71,36 +72,38 @@ class RemoteCollector:
         self.slices = [(int(p[0]), int(p[-1]) + 1) for p in parts]
         self.timeout_s = float(options.timeout_s)
         self.startup_timeout_s = float(options.startup_timeout_s)
-        self._fresh: set[int] = (
-            set()
-        )  # workers started but not yet answered: their start-up gets its own time
+        self._fresh: set[int] = set()  # started, not yet answered: their start-up gets its own time
         self.max_restarts = int(options.max_restarts)
         self._started = False
         self._stats = {"collector/unstable_resets": 0.0, "collector/worker_restarts": 0.0}
 
     # ---- hooks of a backend -------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _start(self, k: int) -> None:
-        raise NotImplementedError
+        """Start worker ``k`` (a process or an actor)."""
 
-    def _prepare(self, policy: Any) -> None:
+    def _prepare(self, policy: Any) -> None:  # noqa: B027 (optional hook: most backends need nothing)
         """Called once per collection before any ``_submit`` (Ray puts the policy in the object store)."""
 
+    @abc.abstractmethod
     def _submit(self, k: int, tasks: list[Task], policy: Any, seed: int) -> None:
-        raise NotImplementedError
+        """Send worker ``k`` its tasks, their policy and the reset seed of its first sub-env."""
 
+    @abc.abstractmethod
     def _wait(self, pending: Sequence[int], timeout: float) -> dict[int, tuple[str, Any]]:
         """Outcomes that arrived within ``timeout``.
 
         Returns:
             ``k -> ("done", (arrays, stats))``, ``("dead", why)`` or ``("error", why)``.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _kill(self, k: int) -> None:
-        raise NotImplementedError
+        """End worker ``k`` at once (it died, hung or failed)."""
 
+    @abc.abstractmethod
     def _shutdown(self) -> None:
-        raise NotImplementedError
+        """End every worker and free what they share."""
 
     # ---- the collection -----------------------------------------------------------------------------------
     def layout(self, k: int) -> Layout:
