@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +30,7 @@ import yaml
 
 from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.collect import collector_from_config
-from metarl.config import Config, config_from_dict, config_to_dict, load_config
+from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
 from metarl.errors import CheckpointError, ConfigError, RunError
 from metarl.tasks import import_task_modules, make_task_distribution
 
@@ -192,9 +192,7 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
             return config, run_dir, False
         iteration = int(load_checkpoint(latest)["iteration"])
         if recorded:
-            _record_resume_changes(
-                run_dir, iteration, recorded, config_to_dict(stored), config_to_dict(config)
-            )
+            _record_resume_changes(run_dir, iteration, recorded, stored, config)
         return config, run_dir, True
     if args.config is None:
         raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
@@ -207,14 +205,8 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
     return config, run_dir, False
 
 
-def _lookup(tree: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        tree = tree[part]
-    return tree
-
-
 def _record_resume_changes(
-    run_dir: Path, iteration: int, keys: list[str], before: dict[str, Any], after: dict[str, Any]
+    run_dir: Path, iteration: int, keys: list[str], before: Config, after: Config
 ) -> None:
     """Append ``iteration,key,before,after,date`` rows to ``run_dir/resumes.csv`` and say so on stderr.
 
@@ -230,9 +222,10 @@ def _record_resume_changes(
     writer = csv.writer(buffer, lineterminator="\n")
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     for key in keys:
-        writer.writerow([iteration + 1, key, _lookup(before, key), _lookup(after, key), today])
+        old_value, new_value = config_value(before, key), config_value(after, key)
+        writer.writerow([iteration + 1, key, old_value, new_value, today])
         print(
-            f"--resume: {key} changes from {_lookup(before, key)!r} to {_lookup(after, key)!r} at iteration "
+            f"--resume: {key} changes from {old_value!r} to {new_value!r} at iteration "
             f"{iteration + 1} (recorded in {path})",
             file=sys.stderr,
         )

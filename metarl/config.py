@@ -499,7 +499,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _get(config: Config, path: str) -> Any:
+def config_value(config: Config, path: str) -> Any:
+    """The value at a dotted key such as ``trpo.max_kl``."""
     value: Any = config
     for part in path.split("."):
         value = getattr(value, part)
@@ -509,7 +510,7 @@ def _get(config: Config, path: str) -> Any:
 def validate(config: Config) -> Config:
     """Check every range rule; return ``config`` unchanged or raise :class:`ConfigError`."""
     for path, predicate, allowed in _RULES:
-        value = _get(config, path)
+        value = config_value(config, path)
         if not predicate(value):
             raise ConfigError(f"{path}: got {value!r}, expected {allowed}")
     if config.is_fewshot and config.method != "maml":
@@ -525,7 +526,7 @@ def validate(config: Config) -> Config:
             f"(each worker takes whole tasks); use a multiple of {workers} or another number of workers"
         )
     for path, predicate, why in _SUSPICIOUS:
-        value = _get(config, path)
+        value = config_value(config, path)
         if predicate(value):
             warnings.warn(f"{path} = {value!r}: {why}", UserWarning, stacklevel=2)
     return config
