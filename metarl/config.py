@@ -122,10 +122,11 @@ class TRPOConfig:
             (``J^T F J``: Jacobian of the adaptation, Fisher of the adapted policy; exact at the current
             parameters, about half the work) or ``double_backprop`` (Hessian of the KL by differentiating its
             gradient again; the reference).
-        fisher_subsample: fraction of each task's episodes (the first ones) used in the Fisher-vector
-            products (1.0: all, exact). Smaller values make each product cheaper, as in rllab's
-            ``subsample_factor``; the gradient and the line search, which enforces ``max_kl``, use every
-            episode.
+        fisher_subsample: fraction of the meta-batch's tasks (the first ones; tasks are i.i.d.) used in the
+            Fisher-vector products, each with all of its episodes (1.0: all, exact). Smaller values make
+            each product cheaper and keep it unbiased; the gradient and the line search, which enforces
+            ``max_kl``, use every task. (Subsampling episodes within tasks, rllab's ``subsample_factor``,
+            inflates the Fisher through the inner step's Jacobian and shrinks the steps.)
     """
 
     max_kl: float = 0.01

@@ -208,16 +208,27 @@ def test_meta_update_on_cuda_equals_cpu() -> None:
         torch.testing.assert_close(p_cpu, p_cuda, rtol=1e-7, atol=1e-9)
 
 
-def test_fisher_subsample_uses_fewer_episodes_and_step_keeps_the_kl_limit() -> None:
-    mb = meta_batch()
+def first_tasks(batch: EpisodeBatch, k: int) -> EpisodeBatch:
+    return EpisodeBatch(*(getattr(batch, f.name)[:k] for f in dataclasses.fields(batch)))
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_fisher_subsample_is_the_exact_product_of_the_first_tasks(steps: int) -> None:
+    mb = meta_batch(steps)
     size = sum(p.numel() for p in make_learner().policy.parameters())
     v = torch.randn(size, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    exact = make_learner().linearize(mb)[2](v)
-    # a fraction that keeps every episode is the exact product
-    torch.testing.assert_close(make_learner(fisher_subsample=0.99).linearize(mb)[2](v), exact)
-    half = make_learner(fisher_subsample=0.5).linearize(mb)[2](v)
+    exact = make_learner(steps=steps).linearize(mb)[2](v)
+    # a fraction that keeps every task is the exact product
+    torch.testing.assert_close(make_learner(steps=steps, fisher_subsample=0.99).linearize(mb)[2](v), exact)
+    # ceil(0.5 * 3) = 2 tasks, each with all of its episodes: the exact product of a two-task meta-batch
+    half = make_learner(steps=steps, fisher_subsample=0.5).linearize(mb)[2](v)
+    two = MetaBatch(mb.tasks[:2], tuple(first_tasks(b, 2) for b in mb.support), first_tasks(mb.query, 2))
+    torch.testing.assert_close(half, make_learner(steps=steps).linearize(two)[2](v))
     assert not torch.allclose(half, exact)
     assert float(v @ half) > 0
+
+
+def test_fisher_subsample_step_keeps_the_kl_limit() -> None:
     learner = make_learner(fisher_subsample=0.5)
-    metrics = learner.step(mb)
+    metrics = learner.step(meta_batch())
     assert metrics["trpo/accepted"] == 1.0 and 0 < metrics["trpo/kl"] <= learner.trpo.max_kl
