@@ -363,7 +363,7 @@ class MAMLTRPO:
         return loss, grad.detach(), fvp, objective
 
     def _jfj_product(self, supports, query, theta, like, full, old) -> Callable[[Tensor], Tensor]:
-        """``v -> mean_i J_i^T F'_i J_i v`` over the first ``trpo.fisher_subsample`` of the meta-batch's tasks.
+        """``v -> mean_i J_i^T F'_i J_i v`` over the first ``trpo.fisher_subsample`` of the tasks.
 
         ``full`` holds ``(adapt, adapted, vjp_adapt, vjp_outputs)`` on every task, reused when nothing is
         subsampled. With a subsample, each kept task's term is exact (its inner-step Jacobian on all of its
