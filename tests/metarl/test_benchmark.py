@@ -46,6 +46,10 @@ def test_quick_benchmark_writes_json_with_every_backend(
     # the Fisher-vector product variants are timed on the same meta-batch in the same run
     assert set(row["fisher"]) == set(FISHER_VARIANTS)
     assert all(f["product_s"] > 0 and f["meta_update_s"] > 0 for f in row["fisher"].values())
+    # double backprop is the same product as jfj, so it takes the same step
+    assert row["fisher"]["jfj"]["step_cosine_with_exact"] == pytest.approx(1.0)
+    assert row["fisher"]["double_backprop"]["step_cosine_with_exact"] == pytest.approx(1.0, abs=1e-3)
+    assert all(f["step_norm"] > 0 for f in row["fisher"].values())
     assert "physics limit" in capsys.readouterr().out
 
 
