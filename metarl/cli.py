@@ -20,6 +20,7 @@ import dataclasses
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -157,7 +158,12 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
+def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool, Callable[[], None]]:
+    """``(config, run_dir, resume, record)``; ``record()`` appends this resume's changes to ``resumes.csv``.
+
+    ``record`` is called once the run has been rebuilt, so a resume that fails on the way (a device that is
+    not there, say) leaves ``resumes.csv`` as it was.
+    """
     overrides = list(args.set or [])
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
@@ -189,11 +195,16 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
                 UserWarning,
                 stacklevel=2,
             )
-            return config, run_dir, False
+            return config, run_dir, False, _nothing
         iteration = int(load_checkpoint(latest)["iteration"])
-        if recorded:
-            _record_resume_changes(run_dir, iteration, recorded, stored, config)
-        return config, run_dir, True
+        if not recorded:
+            return config, run_dir, True, _nothing
+        return (
+            config,
+            run_dir,
+            True,
+            lambda: _record_resume_changes(run_dir, iteration, recorded, stored, config),
+        )
     if args.config is None:
         raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
     config = load_config(args.config, overrides)
@@ -202,7 +213,11 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool]:
         raise ConfigError(
             f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder"
         )
-    return config, run_dir, False
+    return config, run_dir, False, _nothing
+
+
+def _nothing() -> None:
+    """A ``record`` with nothing to record."""
 
 
 def _record_resume_changes(
@@ -235,21 +250,22 @@ def _record_resume_changes(
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``metarl train``."""
-    config, run_dir, resume = _prepare_train(args)
+    config, run_dir, resume, record = _prepare_train(args)
     if config.is_fewshot:
-        return _train_fewshot(config, run_dir, resume)
+        return _train_fewshot(config, run_dir, resume, record)
     if config.method == "oracle":
         raise ConfigError("method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml'")
-    return _train_run(config, run_dir, resume)
+    return _train_run(config, run_dir, resume, record)
 
 
-def _train_run(config: Config, run_dir: Path, resume: bool) -> int:
+def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[], None] = _nothing) -> int:
     """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate."""
     from metarl.plots import plot_learning_curve
     from metarl.training import train
 
     distribution, collector, learner = build(config)
     _make_run_dir(config, run_dir)
+    record()
     try:
         metrics = train(config, run_dir, learner, collector, distribution, resume=resume)
     finally:
@@ -279,7 +295,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     """``metarl baseline {pretrained,oracle} CONFIG.yaml``: train a baseline into its own run directory."""
     args.set = [*(args.set or []), f"method={args.kind}"]
     args.resume, args.device = None, None
-    config, run_dir, _ = _prepare_train(args)
+    config, run_dir, _, _ = _prepare_train(args)
     if args.kind == "pretrained":
         return _train_run(config, run_dir, resume=False)
     return _train_oracle(config, run_dir)
@@ -333,13 +349,14 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
     return 0
 
 
-def _train_fewshot(config: Config, run_dir: Path, resume: bool) -> int:
+def _train_fewshot(config: Config, run_dir: Path, resume: bool, record: Callable[[], None] = _nothing) -> int:
     """``metarl train`` of a few-shot config: meta-train, learning curve, adaptation curve on test tasks."""
     from metarl.plots import plot_learning_curve
     from metarl.supervised import evaluate_fewshot, train_fewshot
 
     tasks, learner = build_fewshot(config)
     _make_run_dir(config, run_dir)
+    record()
     begin = time.perf_counter()
     metrics = train_fewshot(config, run_dir, learner, tasks, resume=resume)
     seconds = time.perf_counter() - begin

@@ -256,5 +256,5 @@ def test_resuming_on_another_backend_is_allowed(workspace: Path) -> None:
     sets = ["collector.backend=subprocess", "collector.workers=2", "meta.iterations=3"]
     argv = ["train", "--resume", str(workspace / "run")] + [a for s in sets for a in ("--set", s)]
     args = make_parser().parse_args(argv)
-    config, run_dir, resume = _prepare_train(args)
+    config, run_dir, resume, _ = _prepare_train(args)
     assert resume and run_dir == workspace / "run" and config.collector.backend == "subprocess"

@@ -93,6 +93,15 @@ def test_resume_may_change_the_fisher_product_and_records_it(tmp_path: Path) -> 
     assert [r["iteration"] for r in rows(tmp_path / "run")] == ["1", "2", "3"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_resume_that_fails_records_no_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train(tmp_path / "run", "meta.iterations=2", "logging.checkpoint_every=2") == 0
+    args = ["--set", "trpo.fisher_subsample=0.5", "--device", "cuda"]
+    assert main(["train", "--resume", str(tmp_path / "run"), *args]) == 2
+    assert "device" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "resumes.csv").exists()
+
+
 BAD = [
     (
         ["train", "experiments/navigation2d-quick.yaml", "--device", "tpu"],
