@@ -1,0 +1,102 @@
+"""How a cheaper Fisher-vector product changes the TRPO step, on one meta-batch of a config.
+
+Collects one meta-batch with the config's policy (freshly initialised, or ``--checkpoint``), then builds
+the TRPO step (conjugate gradient, scaled to ``max_kl``) with each product and prints its cost, its length,
+its cosine with the exact step, and the surrogate gain and KL of the full step:
+
+- ``exact``: ``trpo.fisher_subsample: 1.0``;
+- ``tasks F``: the library's subsample, the first ``F`` of the tasks, each with all of its episodes;
+- ``episodes F``: the first ``F`` of every task's episodes (rllab's ``subsample_factor``; what metarl did
+  until 2026-12-02), kept here as the rejected alternative.
+
+    python experiments/fisher_step_check.py experiments/half_cheetah_dir.yaml --fractions 0.25 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+
+import torch
+
+import agents.maml_trpo as maml
+from metarl.checkpoint import load_checkpoint
+from metarl.cli import build
+from metarl.config import load_config
+from metarl.optim.trpo import conjugate_gradient, trust_region_step
+from metarl.seeding import training_generators
+
+
+def episode_subsampled_product(self, supports, query, theta, like, full, old):
+    """``J^T F' J`` with ``J`` and ``F'`` on the first episodes of every task (the rejected alternative)."""
+    _, adapted, _, _ = full
+    keep = max(1, math.ceil(self.trpo.fisher_subsample * query[0].shape[2]))
+    supports = tuple(tuple(t[:, :, :keep] for t in d) for d in supports)
+    query = tuple(t[:, :, :keep] for t in query)
+    adapt, outputs = self._task_maps(supports, query[0], like)
+    _, vjp_adapt = torch.func.vjp(adapt, theta)
+    _, vjp_outputs = torch.func.vjp(outputs, adapted)
+    mask = query[3]
+    weights = mask / mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0) / mask.shape[0]
+
+    def fvp(v):
+        _, jv = torch.func.jvp(adapt, (theta,), (v,))
+        _, tangents = torch.func.jvp(outputs, (adapted,), (jv,))
+        return vjp_adapt(vjp_outputs(maml.gaussian_fisher_product(*tangents, old[1], weights))[0])[0]
+
+    return fvp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--checkpoint", help="a checkpoint whose policy to start from (default: a fresh one)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.25])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = load_config(args.config)
+    distribution, collector, learner = build(config)
+    if args.checkpoint:
+        learner.policy.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
+    rng, gen = training_generators(args.seed)
+    meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)
+    collector.close()
+    print(
+        f"{config.env.id}: return before {meta_batch.support[0].episode_returns().mean():.2f}, "
+        f"after one step {meta_batch.query.episode_returns().mean():.2f}"
+    )
+    library_product = maml.MAMLTRPO._jfj_product
+    variants = [("exact", 1.0, library_product)]
+    for fraction in args.fractions:
+        variants += [(f"tasks {fraction}", fraction, library_product)]
+        variants += [(f"episodes {fraction}", fraction, episode_subsampled_product)]
+    theta = torch.nn.utils.parameters_to_vector(learner.policy.parameters()).detach()
+    reference = None
+    for name, fraction, product in variants:
+        learner.trpo = dataclasses.replace(learner.trpo, fisher_subsample=fraction)
+        maml.MAMLTRPO._jfj_product = product
+        start = time.perf_counter()
+        loss, grad, fvp, objective = learner.linearize(meta_batch)
+        direction, fisher_direction = conjugate_gradient(
+            lambda v, fvp=fvp: fvp(v).detach() + learner.trpo.cg_damping * v, grad, learner.trpo.cg_iterations
+        )
+        step = -trust_region_step(direction, fisher_direction, learner.trpo.max_kl)
+        seconds = time.perf_counter() - start
+        reference = step if reference is None else reference
+        with torch.no_grad():
+            new_loss, kl = objective(theta + step)
+        cosine = float(torch.nn.functional.cosine_similarity(step, reference, dim=0))
+        print(
+            f"{name:15s} {seconds:6.1f} s  step norm {step.norm():.4f}  cosine with exact {cosine:.3f}  "
+            f"full step: surrogate gain {float(loss - new_loss):.5f}, KL {float(kl):.5f}",
+            flush=True,
+        )
+    maml.MAMLTRPO._jfj_product = library_product
+
+
+if __name__ == "__main__":
+    main()
