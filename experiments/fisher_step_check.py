@@ -7,7 +7,9 @@ its cosine with the exact step, and the surrogate gain and KL of the full step:
 - ``exact``: ``trpo.fisher_subsample: 1.0``;
 - ``tasks F``: the library's subsample, the first ``F`` of the tasks, each with all of its episodes;
 - ``episodes F``: the first ``F`` of every task's episodes (rllab's ``subsample_factor``; what metarl did
-  until 2026-12-02), kept here as the rejected alternative.
+  until 2026-12-02), kept here as the rejected alternative;
+- ``query episodes F``: the Jacobian on every support episode, the Fisher ``F'`` on the first ``F`` of each
+  task's query episodes (isolates where the episode subsample goes wrong).
 
     python experiments/fisher_step_check.py experiments/half_cheetah_dir.yaml --fractions 0.25 0.5
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import time
 
@@ -29,14 +32,17 @@ from metarl.optim.trpo import conjugate_gradient, trust_region_step
 from metarl.seeding import training_generators
 
 
-def episode_subsampled_product(self, supports, query, theta, like, full, old):
-    """``J^T F' J`` with ``J`` and ``F'`` on the first episodes of every task (the rejected alternative)."""
-    _, adapted, _, _ = full
+def episode_subsampled_product(self, supports, query, theta, like, full, old, jacobian_too=True):
+    """``J^T F' J`` with ``F'`` (and ``J`` if ``jacobian_too``) on the first episodes of every task."""
+    adapt, adapted, vjp_adapt, _ = full
     keep = max(1, math.ceil(self.trpo.fisher_subsample * query[0].shape[2]))
-    supports = tuple(tuple(t[:, :, :keep] for t in d) for d in supports)
     query = tuple(t[:, :, :keep] for t in query)
-    adapt, outputs = self._task_maps(supports, query[0], like)
-    _, vjp_adapt = torch.func.vjp(adapt, theta)
+    if jacobian_too:
+        supports = tuple(tuple(t[:, :, :keep] for t in d) for d in supports)
+    adapt_kept, outputs = self._task_maps(supports, query[0], like)
+    if jacobian_too:
+        adapt = adapt_kept
+        _, vjp_adapt = torch.func.vjp(adapt, theta)
     _, vjp_outputs = torch.func.vjp(outputs, adapted)
     mask = query[3]
     weights = mask / mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0) / mask.shape[0]
@@ -74,6 +80,8 @@ def main() -> None:
     for fraction in args.fractions:
         variants += [(f"tasks {fraction}", fraction, library_product)]
         variants += [(f"episodes {fraction}", fraction, episode_subsampled_product)]
+        query_only = functools.partialmethod(episode_subsampled_product, jacobian_too=False)
+        variants += [(f"query episodes {fraction}", fraction, query_only)]
     theta = torch.nn.utils.parameters_to_vector(learner.policy.parameters()).detach()
     reference = None
     for name, fraction, product in variants:
@@ -91,7 +99,7 @@ def main() -> None:
             new_loss, kl = objective(theta + step)
         cosine = float(torch.nn.functional.cosine_similarity(step, reference, dim=0))
         print(
-            f"{name:15s} {seconds:6.1f} s  step norm {step.norm():.4f}  cosine with exact {cosine:.3f}  "
+            f"{name:20s} {seconds:6.1f} s  step norm {step.norm():.4f}  cosine with exact {cosine:.3f}  "
             f"full step: surrogate gain {float(loss - new_loss):.5f}, KL {float(kl):.5f}",
             flush=True,
         )
