@@ -3,8 +3,10 @@
 Sub-env ``n * E + e`` runs episode ``e`` of task ``n``. Each call sets the tasks per sub-env with
 ``set_attr("task", list)``, resets all sub-envs, and steps them together for the horizon ``T``, calling the
 policy once per step on observations ``[N, E, obs_dim]``. Episodes that terminate early are padded
-(``mask`` 0); the collector needs an autoreset mode that never raises on a finished sub-env (``SAME_STEP``,
-the one it asks for, or ``NEXT_STEP``) and ignores whatever a finished sub-env returns afterwards. It only
+(``mask`` 0; observations, actions and rewards 0). The collector needs an autoreset mode that never raises
+on a finished sub-env: ``SAME_STEP`` (the one it asks Gymnasium's vector envs for) or ``NEXT_STEP``, or
+``DISABLED`` from a vector env whose metadata says ``frozen_when_finished`` (the fast MuJoCo envs, asked for
+it so that finished episodes cost no physics); it ignores whatever a finished sub-env returns. It only
 collects: adaptation, baselines and advantages belong to the learner.
 
 A sub-env whose simulation became unstable (it reports ``info["unstable"]``, as the fast MuJoCo vector env
@@ -17,6 +19,7 @@ and a :class:`VectorCollector` of its own, and return exactly the batch ``local`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,6 +27,7 @@ from typing import Protocol
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
@@ -92,12 +96,23 @@ def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv
     if mode == "auto":
         mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
     if mode == "vector_entry_point":
-        if not gym.spec(env_id).vector_entry_point:
+        entry_point = gym.spec(env_id).vector_entry_point
+        if not entry_point:
             raise ConfigError(f"collector.vectorization: {env_id!r} has no vector_entry_point; use 'sync'")
-        return gym.make_vec(env_id, num_envs, vectorization_mode=mode)
+        creator = entry_point if callable(entry_point) else load_env_creator(entry_point)
+        # a vector env that can leave finished sub-envs unsimulated (the fast MuJoCo one) is asked to do so
+        kwargs = {"autoreset_mode": AutoresetMode.DISABLED} if _takes_autoreset_mode(creator) else {}
+        return gym.make_vec(env_id, num_envs, vectorization_mode=mode, **kwargs)
     return gym.make_vec(
         env_id, num_envs, vectorization_mode=mode, vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
     )
+
+
+def _takes_autoreset_mode(creator: Callable) -> bool:
+    try:
+        return "autoreset_mode" in inspect.signature(creator).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
 
 
 class VectorCollector:
@@ -131,8 +146,12 @@ class VectorCollector:
             )
         if env.num_envs != num_tasks * episodes_per_task:
             raise ConfigError(f"env has {env.num_envs} sub-envs, need {num_tasks} x {episodes_per_task}")
-        if env.metadata.get("autoreset_mode") == AutoresetMode.DISABLED:
-            raise ConfigError("the collector needs autoreset mode SAME_STEP or NEXT_STEP, got DISABLED")
+        disabled = env.metadata.get("autoreset_mode") == AutoresetMode.DISABLED
+        if disabled and not env.metadata.get("frozen_when_finished"):
+            raise ConfigError(
+                "the collector needs autoreset mode SAME_STEP or NEXT_STEP, got DISABLED (allowed only for a "
+                "vector env whose metadata says frozen_when_finished: stepping a finished sub-env is a no-op)"
+            )
         self.env = env
         self.num_tasks = num_tasks
         self.episodes_per_task = episodes_per_task
@@ -201,9 +220,11 @@ class VectorCollector:
         mask = np.zeros((horizon, n * e), dtype=np.float32)
         alive = np.ones(n * e, dtype=bool)
         for t in range(horizon):
-            observations[t] = obs.reshape(n * e, -1)
+            # finished rows are padding: zeros, whatever the env returns for them (a frozen last
+            # observation, a new episode's, or NaN after an unstable step)
+            observations[t] = np.where(alive[:, None], obs.reshape(n * e, -1), 0.0)
             action = policy(torch.from_numpy(observations[t]).view(n, e, -1)).reshape(n * e, -1).numpy()
-            actions[t] = action
+            actions[t] = np.where(alive[:, None], action, 0.0)
             mask[t] = alive
             obs, reward, terminated, truncated, info = self.env.step(self.env_actions(action))
             rewards[t] = np.where(alive, reward, 0.0)

@@ -25,7 +25,7 @@ Task = Any
 class EpisodeBatch:
     """Padded, time-major episodes of every task of a meta-batch.
 
-    Steps after an episode ended are padding: ``mask`` is 0 there and rewards are 0.
+    Steps after an episode ended are padding: ``mask`` is 0 there and observations, actions and rewards are 0.
 
     Attributes:
         observations: ``[N, T, E, obs_dim]`` float32, the observation each action was taken in.

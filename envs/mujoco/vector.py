@@ -217,29 +217,55 @@ class MuJoCoVectorEnv(VectorEnv):
     its episode there as terminated, with reward 0 for that step, ``info["unstable"]`` true in its row, and
     a reset as usual; the collector counts these (``collector/unstable_resets``).
 
-    Autoreset mode ``SAME_STEP``: a sub-env that terminates or reaches ``max_episode_steps`` (truncation, as
-    ``TimeLimit``; both can be true) is reset within the step that ended it, its last observation in
-    ``info["final_obs"]`` (NaN rows for the others) and its step info in ``info["final_info"]``. ``info``
-    is laid out as ``SyncVectorEnv``'s: entries ``key: [N]`` with masks ``_key``, and a reset sub-env's row
-    holds its reset info (positions, task) with its reward terms masked out. A reset draws the initial state
-    as the single env's ``reset_model`` does, from a generator per sub-env seeded as ``SyncVectorEnv`` seeds
-    sub-env ``i`` (``seed + i``). Tasks are set per sub-env with ``set_attr("task", list)``.
+    Autoreset mode ``SAME_STEP`` (the default): a sub-env that terminates or reaches ``max_episode_steps``
+    (truncation, as ``TimeLimit``; both can be true) is reset within the step that ended it, its last
+    observation in ``info["final_obs"]`` (NaN rows for the others) and its step info in
+    ``info["final_info"]``. ``info`` is laid out as ``SyncVectorEnv``'s: entries ``key: [N]`` with masks
+    ``_key``, and a reset sub-env's row holds its reset info (positions, task) with its reward terms masked
+    out. A reset draws the initial state as the single env's ``reset_model`` does, from a generator per
+    sub-env seeded as ``SyncVectorEnv`` seeds sub-env ``i`` (``seed + i``). Tasks are set per sub-env with
+    ``set_attr("task", list)``.
+
+    Autoreset mode ``DISABLED`` (what the collector asks for): a sub-env that terminates or truncates is
+    *finished* and stays so until ``reset`` (all sub-envs, or those of ``options["reset_mask"]``). Later steps
+    do not simulate it: its row keeps its last observation, gets reward 0, ``terminated`` and ``truncated``
+    false and no ``info`` entries. A batch of episodes therefore costs only the steps of the episodes
+    themselves; an untrained Ant falls early, and most of the physics ``SAME_STEP`` spends on episodes
+    begun after a reset, which a collector throws away, is skipped.
 
     Args:
         env_class: The single env class, e.g. :class:`~envs.mujoco.ant.AntVelEnv`.
         num_envs: The number of sub-envs ``N``.
         max_episode_steps: The time limit.
         num_threads: Threads that step the physics (default: one per core available to this process).
+        autoreset_mode: ``SAME_STEP`` or ``DISABLED`` (an :class:`AutoresetMode` or its value).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
     def __init__(
-        self, env_class: type, num_envs: int, max_episode_steps: int, num_threads: int | None = None
+        self,
+        env_class: type,
+        num_envs: int,
+        max_episode_steps: int,
+        num_threads: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
     ) -> None:
         for name, value in (("num_envs", num_envs), ("max_episode_steps", max_episode_steps)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        modes = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
+        if autoreset_mode not in modes and autoreset_mode not in [m.value for m in modes]:
+            raise ValueError(
+                f"autoreset_mode must be one of {[m.value for m in modes]}, got {autoreset_mode!r}"
+            )
+        self._disabled = AutoresetMode(autoreset_mode) == AutoresetMode.DISABLED
+        # frozen_when_finished: in DISABLED mode, stepping a finished sub-env is allowed and changes nothing
+        self.metadata = {
+            **type(self).metadata,
+            "autoreset_mode": AutoresetMode(autoreset_mode),
+            "frozen_when_finished": True,
+        }
         threads = len(os.sched_getaffinity(0)) if num_threads is None else num_threads
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
@@ -263,12 +289,10 @@ class MuJoCoVectorEnv(VectorEnv):
         self._body = self._scratch[0].body(d.main_body).id
         self._pool = mujoco.rollout.Rollout(nthread=threads if threads > 1 else 0)
         self._models = [model] * num_envs
-        self._chunk = -(-num_envs // threads)
-        lows = range(0, num_envs, self._chunk)
-        self._chunks = [(lo, min(lo + self._chunk, num_envs), self._scratch[k]) for k, lo in enumerate(lows)]
         self._executor = ThreadPoolExecutor(threads) if d.is_ant and threads > 1 else None
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
+        self._finished = np.zeros(num_envs, dtype=bool)  # DISABLED mode: ended, not stepped until a reset
         self._needs_reset = True
         self.set_attr("task", self._env.task)
 
@@ -277,8 +301,12 @@ class MuJoCoVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every sub-env; ``seed`` as in ``SyncVectorEnv`` (an int: ``seed + i`` for sub-env ``i``).
 
+        In ``DISABLED`` mode, ``options["reset_mask"]`` (``[N]`` bool) resets only those sub-envs; the
+        others keep their state, and the returned info covers the reset ones.
+
         Raises:
-            ValueError: A seed list of the wrong length, or ``options["reset_mask"]`` (not supported).
+            ValueError: A seed list of the wrong length, or ``options["reset_mask"]`` in ``SAME_STEP`` mode
+                or of the wrong shape.
         """
         if isinstance(seed, int | np.integer):
             super().reset(seed=int(seed))
@@ -286,18 +314,30 @@ class MuJoCoVectorEnv(VectorEnv):
         seeds = [None] * self.num_envs if seed is None else list(seed)
         if len(seeds) != self.num_envs:
             raise ValueError(f"seed must be an int, None or {self.num_envs} seeds, got {len(seeds)}")
+        reset = np.ones(self.num_envs, dtype=bool)
         if options and "reset_mask" in options:
-            raise ValueError(f"{type(self).__name__}.reset does not support options['reset_mask']")
+            if not self._disabled:
+                raise ValueError(
+                    f"{type(self).__name__}.reset takes options['reset_mask'] in DISABLED mode only"
+                )
+            reset = np.asarray(options["reset_mask"])
+            if reset.dtype != bool or reset.shape != (self.num_envs,):
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)")
+            if self._needs_reset and not reset.all():
+                raise gym.error.ResetNeeded("the first reset must reset every sub-env")
         for i, sub_seed in enumerate(seeds):
-            if sub_seed is not None or self._rngs[i] is None:
+            if reset[i] and (sub_seed is not None or self._rngs[i] is None):
                 self._rngs[i] = seeding.np_random(sub_seed)[0]
-        self._reset_rows(np.arange(self.num_envs))
+        self._reset_rows(np.flatnonzero(reset))
+        self._finished &= ~reset
         self._needs_reset = False
         info = {**position_info(self._def, self._state[:, self._qpos]), "task": self._task_objects}
-        return self._observe(), masked_info(info, dict.fromkeys(info, np.ones(self.num_envs, dtype=bool)))
+        return self._observe(), masked_info(info, dict.fromkeys(info, reset))
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        """Advance every sub-env by one env step (``frame_skip`` physics steps).
+        """Advance every sub-env (in ``DISABLED`` mode, every unfinished one) by one env step.
+
+        One env step is ``frame_skip`` physics steps.
 
         Args:
             actions: ``[N, act_dim]`` joint torques; MuJoCo clamps them to ``[-1, 1]`` and the control cost
@@ -312,17 +352,12 @@ class MuJoCoVectorEnv(VectorEnv):
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
         d = self._def
+        active = ~self._finished
+        rows = np.flatnonzero(active)
         self._controls[:] = actions[:, None, :]
         x_before, xy_before = self._state[:, 1].copy(), self._xy.copy()
         x_before_time = self._state[:, 0].copy()
-        self._pool.rollout(
-            self._models, self._scratch, self._state, self._controls, nstep=self._substeps,
-            state=self._substates, skip_checks=True, chunk_size=self._chunk,
-        )  # fmt: skip
-        if d.is_ant:
-            self._take_last_substep()
-        else:
-            self._state[:] = self._substates[:, -1]
+        self._simulate(rows)
         qpos, qvel = self._state[:, self._qpos], self._state[:, self._qvel]
         if d.is_ant:
             xy_velocity = (self._xy - xy_before) / d.dt
@@ -332,25 +367,51 @@ class MuJoCoVectorEnv(VectorEnv):
         rewards, terminated, terms = outputs
         step_info = {**position_info(d, qpos), **terms, "task": self._task_objects}
         observations = self._observe()
-        unstable = unstable_rows(self._state, x_before_time, d.dt, observations, rewards)
+        unstable = unstable_rows(self._state, x_before_time, d.dt, observations, rewards) & active
         if unstable.any():  # see the class docstring: ended, reset, reported; never fed to the learner
             terminated = terminated | unstable
             rewards = np.where(unstable, 0.0, rewards)
-        self._elapsed += 1
+        self._elapsed[rows] += 1
         truncated = self._elapsed >= self.max_episode_steps
+        terminated, truncated = terminated & active, truncated & active
+        rewards = np.where(active, rewards, 0.0)
         done = terminated | truncated
-        masks = {key: np.ones_like(done) if key in RESET_INFO_KEYS else ~done for key in step_info}
-        extra: dict[str, Any] = {}
-        if done.any():
-            final_info = masked_info(step_info, dict.fromkeys(step_info, done))
-            extra = {"final_obs": np.where(done[:, None], observations, np.nan), "final_info": final_info}
-            extra.update(_final_obs=done, _final_info=done)
-            self._reset_rows(np.flatnonzero(done))
-            observations = self._observe()
-            step_info.update(position_info(d, self._state[:, self._qpos]))  # unchanged where not done
+        if self._disabled:  # finished rows stay as they are until reset() (class docstring)
+            self._finished |= done
+            masks = dict.fromkeys(step_info, active)
+            extra: dict[str, Any] = {}
+        else:
+            masks = {key: np.ones_like(done) if key in RESET_INFO_KEYS else ~done for key in step_info}
+            extra = {}
+            if done.any():
+                final_info = masked_info(step_info, dict.fromkeys(step_info, done))
+                extra = {"final_obs": np.where(done[:, None], observations, np.nan), "final_info": final_info}
+                extra.update(_final_obs=done, _final_info=done)
+                self._reset_rows(np.flatnonzero(done))
+                observations = self._observe()
+                step_info.update(position_info(d, self._state[:, self._qpos]))  # unchanged where not done
         if unstable.any():
             extra.update(unstable=unstable, _unstable=np.ones_like(unstable))
         return observations, rewards, terminated, truncated, {**masked_info(step_info, masks), **extra}
+
+    def _simulate(self, rows: np.ndarray) -> None:
+        """Advance the sub-envs ``rows`` by one env step in place (all of them: no copies)."""
+        k = len(rows)
+        if k == 0:
+            return
+        everything = k == self.num_envs
+        state = self._state if everything else self._state[rows]
+        controls = self._controls if everything else self._controls[rows]
+        substates = self._substates[:k]
+        chunk = -(-k // self.num_threads)
+        self._pool.rollout(
+            self._models[:k], self._scratch, state, controls, nstep=self._substeps,
+            state=substates, skip_checks=True, chunk_size=chunk,
+        )  # fmt: skip
+        if self._def.is_ant:
+            self._take_last_substep(rows, chunk)
+        else:
+            self._state[rows] = substates[:, -1]
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         """Read ``task`` (one per sub-env); other names are not stored per sub-env."""
@@ -386,16 +447,23 @@ class MuJoCoVectorEnv(VectorEnv):
     def _observe(self) -> np.ndarray:
         return observe(self._def, self._state[:, self._qpos], self._state[:, self._qvel], self._cfrc)
 
-    def _take_last_substep(self) -> None:
-        # The single env's last physics step and mj_rnePostConstraint, per sub-env (see the class docstring).
-        if self._executor is None:
-            self._step_rows(*self._chunks[0])
+    def _take_last_substep(self, rows: np.ndarray, chunk: int) -> None:
+        # The single env's last physics step and mj_rnePostConstraint, per sub-env (see the class docstring);
+        # row j of the rollout's output is sub-env rows[j].
+        chunks = [
+            (lo, min(lo + chunk, len(rows)), self._scratch[t])
+            for t, lo in enumerate(range(0, len(rows), chunk))
+        ]
+        if self._executor is None or len(chunks) == 1:
+            for lo, hi, data in chunks:
+                self._step_rows(rows, lo, hi, data)
         else:
-            list(self._executor.map(lambda chunk: self._step_rows(*chunk), self._chunks))
+            list(self._executor.map(lambda c: self._step_rows(rows, *c), chunks))
 
-    def _step_rows(self, lo: int, hi: int, data: mujoco.MjData) -> None:
-        for i in range(lo, hi):
-            mujoco.mj_setState(self._model, data, self._substates[i, -1], STATE)
+    def _step_rows(self, rows: np.ndarray, lo: int, hi: int, data: mujoco.MjData) -> None:
+        for j in range(lo, hi):
+            i = rows[j]
+            mujoco.mj_setState(self._model, data, self._substates[j, -1], STATE)
             data.ctrl[:] = self._controls[i, 0]
             mujoco.mj_step(self._model, data)
             mujoco.mj_rnePostConstraint(self._model, data)

@@ -244,3 +244,68 @@ def test_the_single_env_reports_an_unstable_simulation_like_the_vector_env(env_i
     with pytest.warns(RuntimeWarning, match="unstable"):
         obs, reward, terminated, _, info = env.step(np.zeros(env.action_space.shape))
     assert terminated and reward == 0.0 and info["unstable"] and np.isfinite(obs).all()
+
+
+@pytest.mark.parametrize("env_id", ["metarl/AntVel-v0", "metarl/HalfCheetahDir-v0"])
+def test_disabled_autoreset_steps_like_same_step_until_each_episode_ends_then_freezes(env_id: str) -> None:
+    n, horizon = 8, 150
+    kwargs: dict[str, Any] = {"vectorization_mode": "vector_entry_point", "max_episode_steps": horizon}
+    same = gym.make_vec(env_id, n, **kwargs)
+    frozen = gym.make_vec(env_id, n, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
+    assert frozen.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+    same.reset(seed=3)
+    last, _ = frozen.reset(seed=3)
+    rng = np.random.default_rng(0)
+    alive, ended_early = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+    for _ in range(horizon + 5):
+        actions = rng.uniform(-1, 1, size=same.action_space.shape)
+        s_obs, s_reward, s_term, s_trunc, s_info = same.step(actions)
+        f_obs, f_reward, f_term, f_trunc, f_info = frozen.step(actions)
+        # running episodes: the same step as SAME_STEP's (whose ended rows hold the reset's observation)
+        np.testing.assert_allclose(f_reward[alive], s_reward[alive], rtol=0, atol=TOLERANCE)
+        np.testing.assert_array_equal(f_term[alive], s_term[alive])
+        np.testing.assert_array_equal(f_trunc[alive], s_trunc[alive])
+        done = (s_term | s_trunc) & alive
+        going = alive & ~done
+        np.testing.assert_allclose(f_obs[going], s_obs[going], rtol=0, atol=TOLERANCE)
+        if done.any():
+            np.testing.assert_allclose(f_obs[done], s_info["final_obs"][done], rtol=0, atol=TOLERANCE)
+        # finished episodes: not simulated, nothing reported
+        finished = ~alive
+        np.testing.assert_array_equal(f_obs[finished], last[finished])
+        assert (f_reward[finished] == 0).all() and not (f_term | f_trunc)[finished].any()
+        assert not any(mask[finished].any() for key, mask in f_info.items() if key.startswith("_"))
+        ended_early |= s_term & alive
+        alive, last = going, f_obs
+    assert not alive.any()
+    if "Ant" in env_id:  # random actions topple some ants: the case where skipping finished rows pays
+        assert ended_early.any()
+    same.close()
+    frozen.close()
+
+
+def test_disabled_autoreset_resets_the_masked_sub_envs_only() -> None:
+    env = gym.make_vec(
+        "metarl/HalfCheetahVel-v0", 3, vectorization_mode="vector_entry_point", max_episode_steps=2,
+        autoreset_mode=AutoresetMode.DISABLED,
+    )  # fmt: skip
+    full, _ = env.reset(seed=5)
+    for _ in range(2):
+        _, _, _, truncated, _ = env.step(np.zeros(env.action_space.shape))
+    assert truncated.all()
+    mask = np.array([True, False, True])
+    ended = env.step(np.zeros(env.action_space.shape))[0]
+    obs, info = env.reset(seed=5, options={"reset_mask": mask})
+    np.testing.assert_array_equal(obs[mask], full[mask])  # sub-env i reset with seed + i, as a full reset
+    np.testing.assert_array_equal(obs[~mask], ended[~mask])
+    np.testing.assert_array_equal(info["_task"], mask)
+    after, reward, _, _, _ = env.step(np.ones(env.action_space.shape))
+    assert reward[1] == 0 and reward[0] != 0 and reward[2] != 0
+    np.testing.assert_array_equal(after[1], ended[1])
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": np.ones(2, dtype=bool)})
+    env.close()
+    same_step = gym.make_vec("metarl/HalfCheetahVel-v0", 3, vectorization_mode="vector_entry_point")
+    with pytest.raises(ValueError, match="DISABLED mode only"):
+        same_step.reset(options={"reset_mask": mask})
+    same_step.close()

@@ -67,8 +67,9 @@ def test_ragged_episodes_give_masks_lengths_and_zero_padding() -> None:
     torch.testing.assert_close(batch.rewards[0, :, 1], torch.tensor([20.0, 21.0, 0, 0, 0, 0]))
     torch.testing.assert_close(batch.observations[1, :, 0, 0], torch.arange(6, dtype=torch.float32))
     torch.testing.assert_close(batch.episode_returns()[2], torch.tensor([166.0, 166.0]))  # 40 + 41 + 42 + 43
-    # unclipped actions are stored (log-probabilities need the sampled values)
-    assert torch.all(batch.actions == 5.0)
+    # unclipped actions are stored on real steps (log-probabilities need the sampled values); padding is 0
+    torch.testing.assert_close(batch.actions[..., 0], 5.0 * batch.mask)
+    torch.testing.assert_close(batch.observations, batch.observations * batch.mask[..., None])
 
 
 def test_collector_stops_early_when_every_episode_ended() -> None:
@@ -127,3 +128,34 @@ def test_actions_are_rescaled_to_the_bounds_then_clipped(rescale: bool, expected
     batch = collector.collect([envs.GoalTask(0.5, 0.5)], lambda o: torch.full(o.shape, 0.5), seed=0)
     torch.testing.assert_close(batch.observations[0, 1], torch.full((2, 2), expected))
     assert torch.all(batch.actions[batch.mask.bool()] == 0.5)  # the policy's own output is stored
+
+
+def test_fast_mujoco_env_runs_without_autoreset_and_gives_the_sync_env_batch() -> None:
+    env = make_vector_env("metarl/AntVel-v0", 6)
+    assert env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.DISABLED
+    env.close()
+    tasks = [envs.VelocityTask(0.5), envs.VelocityTask(2.5)]
+    batches = []
+    for mode in ("auto", "sync"):
+        collector = make_collector("metarl/AntVel-v0", 2, 3, mode, horizon=120)
+        g = torch.Generator().manual_seed(0)
+        batches.append(
+            collector.collect(tasks, lambda o, g=g: 2 * torch.randn(*o.shape[:-1], 8, generator=g), 4)
+        )
+        collector.close()
+    fast, sync = batches
+    assert (sync.lengths < 120).any(), "some ants fall: episodes of unequal length"
+    torch.testing.assert_close(fast.lengths, sync.lengths)
+    torch.testing.assert_close(fast.mask, sync.mask)
+    torch.testing.assert_close(fast.rewards, sync.rewards, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.observations, sync.observations, rtol=1e-5, atol=1e-4)
+
+
+def test_disabled_autoreset_is_refused_unless_finished_sub_envs_stay_frozen() -> None:
+    env = gym.make_vec(
+        "metarl/Navigation2D-v0", 2, vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.DISABLED},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="got DISABLED"):
+        VectorCollector(env, 1, 2, 100)
+    env.close()
