@@ -1,0 +1,29 @@
+"""experiments/fisher_step_check.py: every variant builds a step; at fraction 1 each is the exact step."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_product_at_fraction_one_gives_the_exact_step(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = str(REPO / "experiments" / "fisher_step_check.py")
+    config = str(REPO / "experiments" / "navigation2d-quick.yaml")
+    result = subprocess.run(
+        [sys.executable, script, config, "--threads", "1", "--fractions", "1.0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    cosines = dict(re.findall(r"^(.+?)\s+[\d.]+ s .*cosine with exact ([\d.-]+)", result.stdout, re.M))
+    assert set(cosines) == {"exact", "tasks 1.0", "episodes 1.0", "query episodes 1.0"}
+    assert all(float(c) > 0.999 for c in cosines.values()), cosines
