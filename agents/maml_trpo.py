@@ -15,6 +15,10 @@ One meta-iteration:
 All per-task work is one pure function of the flat parameter vector ``theta`` (:func:`task_outer_loss`),
 mapped over tasks with ``torch.func.vmap`` (or a Python loop, the reference path), so the same code serves
 both.
+
+With ``inner.learn_step_size`` (Meta-SGD, Li et al. 2017, arXiv:1707.09835) every policy parameter entry has
+its own inner step size, initialised to ``inner.step_size``; ``theta`` is then ``[policy parameters; step
+sizes]`` (``2P``), and TRPO updates both under the same KL limit on the adapted policy.
 """
 
 from __future__ import annotations
@@ -41,13 +45,23 @@ from agents.policies import (
 from metarl.collect import Collector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.errors import NonFiniteError
-from metarl.functional import Params, expand_params, flatten_params, inner_adapt, inner_step, unflatten_params
+from metarl.functional import (
+    Params,
+    StepSize,
+    expand_params,
+    flatten_params,
+    inner_adapt,
+    inner_step,
+    unflatten_params,
+)
 from metarl.optim.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
 from metarl.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
 from metarl.types import EpisodeBatch, MetaBatch, Task
 
 #: ``(observations [T, E, D], actions [T, E, A], advantages [T, E], mask [T, E])`` of one task
 PGData = tuple[Tensor, Tensor, Tensor, Tensor]
+#: key prefix of the learned step sizes in :meth:`MAMLTRPO.state_dict`
+STEP_SIZE_PREFIX = "step_size."
 
 
 def policy_gradient_loss(policy: GaussianMLPPolicy, params: Params, data: PGData) -> Tensor:
@@ -65,20 +79,28 @@ def adapt_flat(
     like: Params,
     step_sizes: tuple[float, ...],
     first_order: bool,
+    learned: bool = False,
 ) -> Tensor:
-    """One task's adapted parameters ``[P]`` as a function of the meta-parameters ``theta [P]``.
+    """One task's adapted parameters ``[P]`` as a function of the meta-parameters ``theta``.
 
     Args:
-        theta: flat meta-parameters ``[P]``.
+        theta: flat meta-parameters ``[P]``, or ``[2P]`` (parameters, then one step size per entry) if
+            ``learned``.
         supports: one :data:`PGData` per inner step.
         policy: the module evaluated functionally.
-        like: a parameter dict giving names and shapes for ``theta``.
-        step_sizes: one inner step size per support set.
-        first_order: detach the inner gradients (then the Jacobian of this map is the identity).
+        like: a parameter dict giving names and shapes of the policy's parameters.
+        step_sizes: one inner step size per support set (unused if ``learned``).
+        first_order: detach the inner gradients (then the Jacobian of this map is the identity, up to the
+            learned step sizes, which stay differentiable).
+        learned: take every step with the learned per-entry step sizes in ``theta``.
     """
     loss_fn = functools.partial(policy_gradient_loss, policy)
-    adapted = inner_adapt(loss_fn, unflatten_params(theta, like), supports, step_sizes, first_order)
-    return flatten_params(adapted)
+    size = sum(p.numel() for p in like.values())
+    params = unflatten_params(theta[:size], like)
+    rates: tuple[StepSize, ...] = step_sizes
+    if learned:
+        rates = (unflatten_params(theta[size:], like),) * len(supports)
+    return flatten_params(inner_adapt(loss_fn, params, supports, rates, first_order))
 
 
 def policy_outputs(
@@ -118,14 +140,21 @@ def task_outer_loss(
     like: Params,
     step_sizes: tuple[float, ...],
     first_order: bool,
+    learned: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Negative query surrogate and mean KL of one task's adapted policy, as functions of ``theta [P]``.
+    """Negative query surrogate and mean KL of one task's adapted policy, as functions of ``theta``.
 
     The composition :func:`adapt_flat` -> :func:`policy_outputs` -> :func:`surrogate_and_kl`; arguments as
     there. Returns ``(loss, kl)`` scalars.
     """
     adapted = adapt_flat(
-        theta, supports, policy=policy, like=like, step_sizes=step_sizes, first_order=first_order
+        theta,
+        supports,
+        policy=policy,
+        like=like,
+        step_sizes=step_sizes,
+        first_order=first_order,
+        learned=learned,
     )
     mean, log_std = policy_outputs(adapted, query[0], policy=policy, like=like)
     return surrogate_and_kl(mean, log_std, query, old_mean, old_log_std)
@@ -184,6 +213,53 @@ class MAMLTRPO:
         self.meta = meta
         self.trpo = trpo
         self.baseline = LinearFeatureBaseline(meta.baseline_reg)
+        #: learned inner step sizes, one per policy parameter entry (``inner.learn_step_size``), else None
+        self.step_sizes: Params | None = None
+        if inner.learn_step_size:
+            self.step_sizes = {
+                k: torch.full_like(p.detach(), inner.step_size) for k, p in policy.named_parameters()
+            }
+
+    # ---- state -------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        """The policy's state, plus a ``step_size.<parameter>`` entry per learned step size tensor."""
+        state = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        for k, v in (self.step_sizes or {}).items():
+            state[f"{STEP_SIZE_PREFIX}{k}"] = v.detach().clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Load what :meth:`state_dict` returns (checkpoints of runs without learned step sizes too)."""
+        learned = {
+            k.removeprefix(STEP_SIZE_PREFIX): v for k, v in state.items() if k.startswith(STEP_SIZE_PREFIX)
+        }
+        if (self.step_sizes is None) != (not learned):
+            have = "has" if learned else "has no"
+            want = "learns" if self.step_sizes is not None else "does not learn"
+            raise ValueError(f"the state {have} learned step sizes, but this learner {want} them")
+        self.policy.load_state_dict({k: v for k, v in state.items() if not k.startswith(STEP_SIZE_PREFIX)})
+        if self.step_sizes is not None:
+            if set(learned) != set(self.step_sizes):
+                raise ValueError(
+                    f"learned step sizes for {sorted(learned)}, expected {sorted(self.step_sizes)}"
+                )
+            self.step_sizes = {k: learned[k].detach().clone().to(v) for k, v in self.step_sizes.items()}
+
+    def meta_parameters(self) -> Tensor:
+        """``theta``: the policy's parameters, then the learned step sizes if any (``[P]`` or ``[2P]``)."""
+        theta = flatten_params({k: v.detach() for k, v in self.policy.named_parameters()})
+        if self.step_sizes is None:
+            return theta
+        return torch.cat([theta, flatten_params(self.step_sizes)])
+
+    def set_meta_parameters(self, theta: Tensor) -> None:
+        """Write ``theta`` (as :meth:`meta_parameters` lays it out) into the policy and the step sizes."""
+        size = sum(p.numel() for p in self.policy.parameters())
+        torch.nn.utils.vector_to_parameters(theta[:size].cpu(), self.policy.parameters())
+        if self.step_sizes is not None:
+            self.step_sizes = {
+                k: v.clone() for k, v in unflatten_params(theta[size:].cpu(), self.step_sizes).items()
+            }
 
     # ---- data -> advantages ------------------------------------------------------------------------------
     def advantages(self, batch: EpisodeBatch) -> Tensor:
@@ -213,10 +289,19 @@ class MAMLTRPO:
         return TaskPolicy(self.policy, params, task_noise_seeds(base, num_tasks))
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
-        """One inner step for every task at once: ``[N, ...]`` parameters -> ``[N, ...]`` (detached)."""
-        return self._adapt_tasks(params, self.pg_data(batch), step_size)
+        """One inner step for every task at once: ``[N, ...]`` parameters -> ``[N, ...]`` (detached).
 
-    def _adapt_tasks(self, params: Params, data: PGData, step_size: float) -> Params:
+        With learned step sizes, ``step_size`` scales them by ``step_size / inner.step_size``: training
+        passes ``inner.step_size`` (the learned rates as they are), and the evaluation protocol's
+        ``alpha, alpha / 2, ...`` becomes the learned rates, then half of them.
+        """
+        rates: StepSize = step_size
+        if self.step_sizes is not None:
+            scale = step_size / self.inner.step_size
+            rates = {k: scale * v for k, v in self.step_sizes.items()}
+        return self._adapt_tasks(params, self.pg_data(batch), rates)
+
+    def _adapt_tasks(self, params: Params, data: PGData, step_size: StepSize) -> Params:
         loss_fn = functools.partial(policy_gradient_loss, self.policy)
         step = torch.func.vmap(
             lambda p, d: inner_step(loss_fn, p, d, step_size, first_order=True), randomness="error"
@@ -267,6 +352,7 @@ class MAMLTRPO:
                 like=like,
                 step_sizes=(self.inner.step_size,) * len(supports),
                 first_order=self.inner.first_order,
+                learned=self.step_sizes is not None,
             ),
             (None, 0),
             self.trpo.vectorize,
@@ -283,6 +369,7 @@ class MAMLTRPO:
             like=like,
             step_sizes=(self.inner.step_size,) * len(supports),
             first_order=self.inner.first_order,
+            learned=self.step_sizes is not None,
         )
         mapped = map_tasks(per_task, (None, 0, 0, 0, 0), self.trpo.vectorize)
 
@@ -299,7 +386,7 @@ class MAMLTRPO:
         if not all(torch.isfinite(data[2]).all() for data in (*supports, query)):
             raise NonFiniteError("advantages")
         like = {k: v.detach().to(self.device) for k, v in self.policy.named_parameters()}
-        return supports, query, flatten_params(like), like
+        return supports, query, self.meta_parameters().to(self.device), like
 
     def meta_objective(
         self, meta_batch: MetaBatch
@@ -411,7 +498,7 @@ class MAMLTRPO:
         loss_before, grad, fvp, objective = self.linearize(meta_batch)
         if not torch.isfinite(grad).all():
             raise NonFiniteError("gradient")
-        theta = flatten_params({k: v.detach() for k, v in self.policy.named_parameters()}).to(self.device)
+        theta = self.meta_parameters().to(self.device)
 
         def damped_fvp(v: Tensor) -> Tensor:
             return fvp(v).detach() + self.trpo.cg_damping * v
@@ -430,7 +517,7 @@ class MAMLTRPO:
             )
             if not torch.isfinite(result.params).all():
                 raise NonFiniteError("parameters")
-            torch.nn.utils.vector_to_parameters(result.params.cpu(), self.policy.parameters())
+            self.set_meta_parameters(result.params)
         returns = [b.episode_returns().mean().item() for b in (*meta_batch.support, meta_batch.query)]
         metrics = {
             "meta/return_before": returns[0],
@@ -447,6 +534,11 @@ class MAMLTRPO:
             "meta/env_steps": float(sum(b.lengths.sum() for b in (*meta_batch.support, meta_batch.query))),
         }
         metrics.update({f"inner/return_step{k}": r for k, r in enumerate(returns)})
+        if self.step_sizes is not None:
+            rates = flatten_params(self.step_sizes)
+            metrics["inner/step_size_mean"] = rates.mean().item()
+            metrics["inner/step_size_min"] = rates.min().item()
+            metrics["inner/step_size_max"] = rates.max().item()
         return metrics
 
 

@@ -67,7 +67,7 @@ def main() -> None:
     config = load_config(args.config)
     distribution, collector, learner = build(config)
     if args.checkpoint:
-        learner.policy.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
+        learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
     rng, gen = training_generators(args.seed)
     meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)
     collector.close()
@@ -82,7 +82,7 @@ def main() -> None:
         variants += [(f"episodes {fraction}", fraction, episode_subsampled_product)]
         query_only = functools.partialmethod(episode_subsampled_product, jacobian_too=False)
         variants += [(f"query episodes {fraction}", fraction, query_only)]
-    theta = torch.nn.utils.parameters_to_vector(learner.policy.parameters()).detach()
+    theta = learner.meta_parameters()
     reference = None
     for name, fraction, product in variants:
         learner.trpo = dataclasses.replace(learner.trpo, fisher_subsample=fraction)

@@ -174,8 +174,8 @@ def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dic
     """
     import dataclasses
 
-    saved = {k: v.detach().clone() for k, v in learner.policy.state_dict().items()}
-    theta = torch.nn.utils.parameters_to_vector(learner.policy.parameters()).detach().clone()
+    saved = learner.state_dict()
+    theta = learner.meta_parameters().clone()
     default = learner.trpo
     out: dict[str, dict[str, float]] = {}
     reference: torch.Tensor | None = None
@@ -193,7 +193,7 @@ def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dic
         start = time.perf_counter()
         metrics = learner.step(meta_batch)
         elapsed = time.perf_counter() - start
-        step = torch.nn.utils.parameters_to_vector(learner.policy.parameters()).detach() - theta
+        step = learner.meta_parameters() - theta
         reference = step if reference is None else reference
         out[name] = {
             "setup_s": setup,
@@ -205,7 +205,7 @@ def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dic
             "surrogate_gain": metrics["trpo/improvement"],
             "kl": metrics["trpo/kl"],
         }
-        learner.policy.load_state_dict(saved)
+        learner.load_state_dict(saved)
     learner.trpo = default
     return out
 

@@ -281,6 +281,15 @@ def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[],
     return 0
 
 
+def _load_policy(learner, state: dict) -> None:
+    """Load a checkpoint's ``policy`` entry into ``learner`` (with its learned step sizes, if any)."""
+    try:
+        learner.load_state_dict(state["policy"])
+    except (RuntimeError, ValueError) as exc:  # a state that does not fit the config stored beside it
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"checkpoint: its policy does not match its config ({first})") from None
+
+
 def _make_run_dir(config: Config, run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -443,7 +452,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     compared = [_read_compared(Path(other)) for other in args.compare or []]
     distribution, collector, learner = build(config, num_tasks=1, episodes=2)
     collector.close()
-    learner.policy.load_state_dict(state["policy"])
+    _load_policy(learner, state)
     summary = _evaluate_methods(config, out_dir, learner, distribution, args.baselines or [], compared)
     print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
     _print_summary(summary)
@@ -571,7 +580,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         gl_error=gl_error,
     )
     _, collector, learner = build(config, num_tasks=1, episodes=args.episodes)
-    learner.policy.load_state_dict(state["policy"])
+    _load_policy(learner, state)
     try:
         task, returns = render.render_run(learner, collector, config.env.id, options)
     finally:

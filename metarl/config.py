@@ -58,8 +58,8 @@ class InnerConfig:
         steps: inner gradient steps during meta-training (paper: 1).
         step_size: inner learning rate alpha (paper: 0.1; 0.5 in its code for navigation).
         first_order: drop the second-order terms of the meta-gradient (first-order MAML).
-        learn_step_size: few-shot only: learn one step size per parameter entry, initialised to
-            ``step_size`` (Meta-SGD, arXiv:1707.09835).
+        learn_step_size: learn one step size per parameter entry, initialised to ``step_size``
+            (Meta-SGD, arXiv:1707.09835); for meta-RL, TRPO updates them with the policy (method maml).
         adapt: few-shot only: ``all`` parameters adapt (MAML), or only the ``head``, the last linear layer
             (ANIL, arXiv:1909.09157).
     """
@@ -519,6 +519,16 @@ def validate(config: Config) -> Config:
             f"method: got {config.method!r} with data.dataset {config.data.dataset!r}; few-shot runs are "
             "method maml (choose fomaml, Meta-SGD or ANIL with inner.first_order, inner.learn_step_size, "
             "inner.adapt)"
+        )
+    if not config.is_fewshot and config.inner.adapt != "all":
+        raise ConfigError(
+            f"inner.adapt: got {config.inner.adapt!r} for meta-RL; 'head' (ANIL) is for few-shot runs, "
+            "meta-RL adapts all parameters ('all')"
+        )
+    if not config.is_fewshot and config.inner.learn_step_size and config.method != "maml":
+        raise ConfigError(
+            f"inner.learn_step_size: true with method {config.method!r}; learned step sizes are "
+            "meta-trained by method maml only"
         )
     workers, tasks = config.collector.workers, config.meta.batch_size
     if config.collector.backend != "local" and tasks % workers:

@@ -46,6 +46,14 @@ class MetaLearner(Protocol):
         """Meta-update; return flat float metrics."""
         ...
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything meta-learned (the policy, and e.g. learned step sizes), detached copies."""
+        ...
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`state_dict` returned."""
+        ...
+
 
 @dataclass
 class RunPaths:
@@ -84,7 +92,7 @@ def _checkpoint(
 ) -> dict[str, Any]:
     return {
         "iteration": iteration,
-        "policy": {k: v.detach().clone() for k, v in learner.policy.state_dict().items()},
+        "policy": learner.state_dict(),
         "config": config_to_dict(config),
         "numpy_rng": rng.bit_generator.state,
         "torch_rng": gen.get_state(),
@@ -186,7 +194,7 @@ def train(
     start, best = 0, -math.inf
     if resume:
         state = load_checkpoint(paths.latest)
-        learner.policy.load_state_dict(state["policy"])
+        learner.load_state_dict(state["policy"])
         rng.bit_generator.state = state["numpy_rng"]
         gen.set_state(state["torch_rng"])
         start, best = int(state["iteration"]), float(state["best_return"])
@@ -201,7 +209,7 @@ def train(
             begin = time.perf_counter()
             tasks = distribution.sample_tasks(config.meta.batch_size, rng)
             # the policy that collects this iteration's episodes, kept in case its return is the best so far
-            sampled_policy = {k: v.detach().clone() for k, v in learner.policy.state_dict().items()}
+            sampled_policy = learner.state_dict()
             metrics = sample_and_step(learner, collector, tasks, rng, gen, iteration, paths)
             metrics["time/iteration"] = time.perf_counter() - begin
             logger.write(iteration, metrics)

@@ -36,10 +36,11 @@ def make_learner(
     fisher_product: str = "jfj",
     device: str = "cpu",
     fisher_subsample: float = 1.0,
+    learn_step_size: bool = False,
 ) -> MAMLTRPO:
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(D, A, (5,), "tanh").double()
-    inner = InnerConfig(steps=steps, step_size=0.3, first_order=first_order)
+    inner = InnerConfig(steps=steps, step_size=0.3, first_order=first_order, learn_step_size=learn_step_size)
     trpo = TRPOConfig(
         vectorize=vectorize, max_kl=0.05, fisher_product=fisher_product, fisher_subsample=fisher_subsample
     )
@@ -232,3 +233,77 @@ def test_fisher_subsample_step_keeps_the_kl_limit() -> None:
     learner = make_learner(fisher_subsample=0.5)
     metrics = learner.step(meta_batch())
     assert metrics["trpo/accepted"] == 1.0 and 0 < metrics["trpo/kl"] <= learner.trpo.max_kl
+
+
+# ---- learned inner step sizes (Meta-SGD) ----
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_learned_step_sizes_start_as_the_fixed_one_with_the_same_policy_gradient(first_order: bool) -> None:
+    mb = meta_batch()
+    fixed = make_learner(first_order).meta_gradient(mb)
+    learned = make_learner(first_order, learn_step_size=True).meta_gradient(mb)
+    assert learned.shape == (2 * fixed.shape[0],)
+    torch.testing.assert_close(learned[: fixed.shape[0]], fixed, rtol=1e-10, atol=1e-12)
+    assert learned[fixed.shape[0] :].norm() > 0, "the step sizes get a gradient, in first-order mode too"
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_step_size_gradient_matches_finite_differences_and_the_loop(steps: int) -> None:
+    mb = meta_batch(steps)
+    learner = make_learner(steps=steps, learn_step_size=True)
+    objective, theta = learner.meta_objective(mb)
+    grad = torch.func.grad(lambda t: objective(t)[0])(theta)
+    size = theta.shape[0] // 2
+    direction = torch.zeros_like(theta)
+    direction[size:] = torch.randn(size, generator=torch.Generator().manual_seed(4), dtype=theta.dtype)
+    numeric = (objective(theta + 1e-5 * direction)[0] - objective(theta - 1e-5 * direction)[0]) / 2e-5
+    torch.testing.assert_close(grad @ direction, numeric, rtol=1e-6, atol=1e-9)
+    loop = make_learner(steps=steps, learn_step_size=True, vectorize=False).meta_gradient(mb)
+    torch.testing.assert_close(grad, loop, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fisher_subsample", [1.0, 0.5])
+def test_jfj_product_with_learned_step_sizes_equals_double_backprop(fisher_subsample: float) -> None:
+    mb = meta_batch()
+    v = torch.randn(2 * sum(p.numel() for p in make_learner().policy.parameters()), dtype=torch.float64)
+    products = [
+        make_learner(
+            learn_step_size=True, fisher_product=product, fisher_subsample=fisher_subsample
+        ).linearize(mb)[2](v)
+        for product in ("jfj", "double_backprop")
+    ]
+    if fisher_subsample == 1.0:
+        torch.testing.assert_close(products[0], products[1], rtol=1e-9, atol=1e-12)
+    assert float(v @ products[0]) > 0
+
+
+def test_trpo_step_moves_the_step_sizes_within_the_kl_limit_and_state_round_trips() -> None:
+    learner = make_learner(learn_step_size=True)
+    metrics = learner.step(meta_batch())
+    assert metrics["trpo/accepted"] == 1.0 and 0 < metrics["trpo/kl"] <= learner.trpo.max_kl
+    rates = torch.cat([r.flatten() for r in learner.step_sizes.values()])
+    assert not torch.allclose(rates, torch.full_like(rates, 0.3))
+    assert metrics["inner/step_size_min"] <= metrics["inner/step_size_mean"] <= metrics["inner/step_size_max"]
+    state = learner.state_dict()
+    assert {k for k in state if k.startswith("step_size.")} == {f"step_size.{k}" for k in learner.step_sizes}
+    other = make_learner(learn_step_size=True)
+    other.load_state_dict(state)
+    torch.testing.assert_close(other.meta_parameters(), learner.meta_parameters())
+    with pytest.raises(ValueError, match="has learned step sizes"):
+        make_learner().load_state_dict(state)
+    with pytest.raises(ValueError, match="has no learned step sizes"):
+        other.load_state_dict(make_learner().state_dict())
+
+
+def test_adapt_scales_the_learned_step_sizes_like_alpha() -> None:
+    learner = make_learner(learn_step_size=True)
+    learner.step_sizes = {k: torch.rand_like(v) for k, v in learner.step_sizes.items()}
+    batch = synthetic_batch(0)
+    params = learner.initial_params(N)
+    half = learner.adapt(params, batch, 0.15)  # inner.step_size is 0.3: half of each learned rate
+    data = learner.pg_data(batch)
+    rates = {k: 0.5 * v for k, v in learner.step_sizes.items()}
+    torch.testing.assert_close(half, learner._adapt_tasks(params, data, rates))
+    fixed = make_learner().adapt(params, batch, 0.15)
+    assert not torch.allclose(half["log_std"], fixed["log_std"])

@@ -72,6 +72,22 @@ def test_resume_equals_an_unstopped_run(tmp_path: Path) -> None:
         torch.testing.assert_close(final[0][key], final[1][key], rtol=0, atol=0)
 
 
+def test_learned_step_sizes_train_resume_exactly_and_evaluate(tmp_path: Path) -> None:
+    learned = "inner.learn_step_size=true"
+    assert train(tmp_path / "full", "meta.iterations=3", learned) == 0
+    assert train(tmp_path / "run", "meta.iterations=2", learned, "logging.checkpoint_every=2") == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--set", "meta.iterations=3"]) == 0
+    assert rows(tmp_path / "run") == rows(tmp_path / "full")
+    table = rows(tmp_path / "full")
+    assert float(table[0]["inner/step_size_mean"]) != pytest.approx(0.1, abs=1e-9)  # moved from alpha
+    state = load_checkpoint(tmp_path / "full" / "checkpoints" / "latest.pt")["policy"]
+    assert any(k.startswith("step_size.") for k in state)
+    assert main(["evaluate", str(tmp_path / "full"), "--out", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "adaptation.csv").read_text() == (
+        tmp_path / "full" / "adaptation.csv"
+    ).read_text()
+
+
 def test_resume_rejects_a_changed_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert train(tmp_path / "run", "meta.iterations=1") == 0
     capsys.readouterr()
@@ -116,6 +132,20 @@ BAD = [
         "trpo.fisher_subsample: got 0.0, expected a fraction in (0, 1]",
     ),
     (["train", "experiments/navigation2d-quick.yaml", "--set", "method=bayes"], "method: got 'bayes'"),
+    (
+        ["train", "experiments/navigation2d-quick.yaml", "--set", "inner.adapt=head"],
+        "inner.adapt: got 'head' for meta-RL",
+    ),
+    (
+        [
+            "baseline",
+            "pretrained",
+            "experiments/navigation2d-quick.yaml",
+            "--set",
+            "inner.learn_step_size=true",
+        ],
+        "inner.learn_step_size: true with method 'pretrained'",
+    ),
     (
         ["train", "experiments/sinusoid-quick.yaml", "--set", "method=pretrained"],
         "few-shot runs are method maml",
