@@ -10,32 +10,36 @@ import gymnasium as gym
 
 NAMESPACE = "metarl"
 
-#: id -> (entry point, vector entry point or None, max_episode_steps)
-ENV_SPECS: dict[str, tuple[str, str | None, int]] = {
+#: id -> (entry point, vector entry point or None, max_episode_steps, keyword arguments of both)
+ENV_SPECS: dict[str, tuple[str, str | None, int, dict[str, int]]] = {
     "metarl/Navigation2D-v0": (
         "envs.navigation:Navigation2DEnv",
         "envs.navigation:Navigation2DVectorEnv",
         100,
+        {},
     ),
-    "metarl/HalfCheetahVel-v0": (
-        "envs.mujoco.half_cheetah:HalfCheetahVelEnv",
-        "envs.mujoco.vector:make_half_cheetah_vel",
-        200,
-    ),
-    "metarl/HalfCheetahDir-v0": (
-        "envs.mujoco.half_cheetah:HalfCheetahDirEnv",
-        "envs.mujoco.vector:make_half_cheetah_dir",
-        200,
-    ),
-    "metarl/AntVel-v0": ("envs.mujoco.ant:AntVelEnv", "envs.mujoco.vector:make_ant_vel", 200),
-    "metarl/AntDir-v0": ("envs.mujoco.ant:AntDirEnv", "envs.mujoco.vector:make_ant_dir", 200),
-    "metarl/AntGoal-v0": ("envs.mujoco.ant:AntGoalEnv", "envs.mujoco.vector:make_ant_goal", 200),
 }
+# The MuJoCo tasks: -v0 steps at Gymnasium's control rate (frame_skip 5, dt 0.05 s); -v1 at the original
+# code's (rllab's models had no frame_skip entry: HalfCheetah dt 0.01 s, Ant dt 0.02 s).
+for _name, _module, _factory, _v1_frame_skip in (
+    ("HalfCheetahVel", "half_cheetah", "half_cheetah_vel", 1),
+    ("HalfCheetahDir", "half_cheetah", "half_cheetah_dir", 1),
+    ("AntVel", "ant", "ant_vel", 2),
+    ("AntDir", "ant", "ant_dir", 2),
+    ("AntGoal", "ant", "ant_goal", 2),
+):
+    for _version, _frame_skip in (("v0", 5), ("v1", _v1_frame_skip)):
+        ENV_SPECS[f"metarl/{_name}-{_version}"] = (
+            f"envs.mujoco.{_module}:{_name}Env",
+            f"envs.mujoco.vector:make_{_factory}",
+            200,
+            {"frame_skip": _frame_skip},
+        )
 
 
 def register_all() -> None:
     """Register (or re-register) every id in :data:`ENV_SPECS`; safe to call more than once."""
-    for env_id, (entry_point, vector_entry_point, horizon) in ENV_SPECS.items():
+    for env_id, (entry_point, vector_entry_point, horizon, kwargs) in ENV_SPECS.items():
         if env_id in gym.registry:
             continue
         gym.register(
@@ -43,6 +47,7 @@ def register_all() -> None:
             entry_point=entry_point,
             vector_entry_point=vector_entry_point,
             max_episode_steps=horizon,
+            kwargs=kwargs,
         )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
-from envs.mujoco.common import TaskEnvMixin, check_num_tasks, disable_warmstart
+from envs.mujoco.common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
 from envs.tasks import DirectionTask, GoalTask, VelocityTask
 
 #: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
@@ -33,7 +33,10 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
       ``reward_ctrl`` and ``reward_contact`` (the reward is the sum of the ``reward_*`` entries), Gymnasium's
       ``x_position``, ``y_position``, ``distance_from_origin``, ``x_velocity``, ``y_velocity``, and ``task``.
     - ``v_x`` is Gymnasium's ``x_velocity``: the displacement of the torso's position along x over the step,
-      divided by ``dt = 0.05`` s (frame_skip 5).
+      divided by ``dt = 0.01 * frame_skip`` s (model timestep 0.01 s, RK4).
+    - Control rate: ``frame_skip`` physics steps per env step; 5 in ``-v0`` ids (Gymnasium's, ``dt`` 0.05 s),
+      2 in ``-v1`` ids (``dt`` 0.02 s, the original code's: rllab's ``ant.xml`` has timestep 0.02 and no
+      ``frame_skip`` entry, so one RK4 step of 0.02 s per action).
     - Observation: Gymnasium v5's default, ``qpos[2:]``, ``qvel`` and the clipped external contact forces of
       the 13 bodies, shape ``(105,)`` (:class:`AntGoalEnv` adds ``qpos[:2]``).
     - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's (noise scale 0.1).
@@ -45,11 +48,11 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
     that a step depends on the state and action alone and a batched stepper can reproduce this env exactly;
     trajectories differ slightly from v5's.
 
-    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model, frame_skip and initial
-    state noise; ``v_x`` is the finite-difference torso velocity, where the original read the torso's
-    centre-of-mass velocity; the survive reward is not paid on the terminating step (v5 pays it only while
-    healthy); the original observation also held the full ``qpos``, the torso's orientation matrix and the
-    robot's centre of mass.
+    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model and initial state noise,
+    the control rate in ``-v0`` ids (``-v1`` ids match its ``dt`` with two RK4 steps of 0.01 s); ``v_x`` is
+    the finite-difference torso velocity, where the original read the torso's centre-of-mass velocity; the
+    survive reward is not paid on the terminating step (v5 pays it only while healthy); the original
+    observation also held the full ``qpos``, the torso's orientation matrix and the robot's centre of mass.
 
     Args:
         task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
@@ -58,6 +61,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         height: Height of rendered frames in pixels.
         camera_name: The model camera that renders frames; the default ``"track"`` follows the robot (with
             ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
+        frame_skip: Physics steps per env step (registered ids set it: 5 in ``-v0``, 2 in ``-v1``).
     """
 
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
@@ -70,9 +74,12 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         width: int = DEFAULT_SIZE,
         height: int = DEFAULT_SIZE,
         camera_name: str | None = "track",
+        frame_skip: int = 5,
     ) -> None:
         self.task = self.default_task if task is None else task
+        check_frame_skip(frame_skip)
         super().__init__(
+            frame_skip=frame_skip,
             ctrl_cost_weight=CTRL_COST_WEIGHT,
             contact_cost_weight=CONTACT_COST_WEIGHT,
             healthy_reward=SURVIVE_REWARD,
@@ -106,6 +113,7 @@ class AntVelEnv(AntTaskEnv):
 
     Version history:
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
+        v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
     """
 
     task_type = VelocityTask
@@ -133,6 +141,7 @@ class AntDirEnv(AntTaskEnv):
 
     Version history:
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
+        v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
     """
 
     task_type = DirectionTask
@@ -163,6 +172,7 @@ class AntGoalEnv(AntTaskEnv):
 
     Version history:
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
+        v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
     """
 
     task_type = GoalTask

@@ -49,6 +49,12 @@ def check_num_tasks(n: int) -> None:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
 
 
+def check_frame_skip(frame_skip: int) -> None:
+    """Raise ``ValueError`` unless ``frame_skip`` (physics steps per env step) is a positive integer."""
+    if not isinstance(frame_skip, numbers.Integral) or isinstance(frame_skip, bool) or frame_skip < 1:
+        raise ValueError(f"frame_skip must be a positive integer, got {frame_skip!r}")
+
+
 def disable_warmstart(model: mujoco.MjModel) -> None:
     """Turn off the constraint solver's warm-start in ``model``.
 

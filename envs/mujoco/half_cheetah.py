@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
-from envs.mujoco.common import TaskEnvMixin, check_num_tasks, disable_warmstart
+from envs.mujoco.common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
 from envs.tasks import DirectionTask, VelocityTask
 
 #: 0.1 * 0.5 in the original code: weight of ``|a|^2`` in the control cost.
@@ -27,7 +27,9 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
       ``info`` holds ``reward_forward``, ``reward_ctrl`` (``-0.05 * |a|^2``; the reward is their sum),
       ``x_velocity``, ``x_position`` and ``task``. Reset info holds ``x_position`` and ``task``.
     - ``v_x`` is Gymnasium's ``x_velocity``: the displacement of the root's x (``qpos[0]``) over the step,
-      divided by ``dt = 0.05`` s (frame_skip 5).
+      divided by ``dt = 0.01 * frame_skip`` s (model timestep 0.01 s).
+    - Control rate: ``frame_skip`` physics steps per env step; 5 in ``-v0`` ids (Gymnasium's, ``dt`` 0.05 s,
+      200 steps = 10 s), 1 in ``-v1`` ids (the original code's, ``dt`` 0.01 s, 200 steps = 2 s).
     - Observation: Gymnasium v5's default, ``qpos[1:]`` and ``qvel``, shape ``(17,)``.
     - Action: 6 joint torques in ``[-1, 1]``. Initial state: Gymnasium's (noise scale 0.1).
     - Termination: never. Horizon: 200 steps (set at registration).
@@ -37,9 +39,11 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
     the state and action alone and a batched stepper can reproduce this env exactly; trajectories differ
     slightly from v5's.
 
-    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model, frame_skip and initial
-    state noise; ``v_x`` is the finite-difference root velocity, where the original read the torso's
-    centre-of-mass velocity; the original observation also held the robot's centre of mass.
+    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model and initial state noise,
+    and in ``-v0`` ids its frame_skip (rllab's ``half_cheetah.xml`` has no ``frame_skip`` entry, so rllab
+    stepped once per action: ``dt`` 0.01 s, as ``-v1`` ids do); ``v_x`` is the finite-difference root
+    velocity, where the original read the torso's centre-of-mass velocity; the original observation also held
+    the robot's centre of mass.
 
     Args:
         task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
@@ -48,6 +52,7 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
         height: Height of rendered frames in pixels.
         camera_name: The model camera that renders frames; the default ``"track"`` follows the robot (with
             ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
+        frame_skip: Physics steps per env step (registered ids set it: 5 in ``-v0``, 1 in ``-v1``).
     """
 
     def __init__(
@@ -57,9 +62,12 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
         width: int = DEFAULT_SIZE,
         height: int = DEFAULT_SIZE,
         camera_name: str | None = "track",
+        frame_skip: int = 5,
     ) -> None:
         self.task = self.default_task if task is None else task
+        check_frame_skip(frame_skip)
         super().__init__(
+            frame_skip=frame_skip,
             ctrl_cost_weight=CTRL_COST_WEIGHT,
             render_mode=render_mode,
             width=width,
@@ -85,6 +93,7 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
 
     Version history:
         v0: the original code's task and reward on Gymnasium's HalfCheetah-v5, solver warm-start disabled.
+        v1: as v0 with the original code's control rate: frame_skip 1 (``dt`` 0.01 s).
     """
 
     task_type = VelocityTask
@@ -112,6 +121,7 @@ class HalfCheetahDirEnv(HalfCheetahTaskEnv):
 
     Version history:
         v0: the original code's task and reward on Gymnasium's HalfCheetah-v5, solver warm-start disabled.
+        v1: as v0 with the original code's control rate: frame_skip 1 (``dt`` 0.01 s).
     """
 
     task_type = DirectionTask

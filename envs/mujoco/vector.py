@@ -239,6 +239,7 @@ class MuJoCoVectorEnv(VectorEnv):
         max_episode_steps: The time limit.
         num_threads: Threads that step the physics (default: one per core available to this process).
         autoreset_mode: ``SAME_STEP`` or ``DISABLED`` (an :class:`AutoresetMode` or its value).
+        **env_kwargs: Passed to ``env_class`` (the registered ids pass ``frame_skip``).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -250,6 +251,7 @@ class MuJoCoVectorEnv(VectorEnv):
         max_episode_steps: int,
         num_threads: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        **env_kwargs: Any,
     ) -> None:
         for name, value in (("num_envs", num_envs), ("max_episode_steps", max_episode_steps)):
             if not isinstance(value, int) or value < 1:
@@ -269,7 +271,7 @@ class MuJoCoVectorEnv(VectorEnv):
         threads = len(os.sched_getaffinity(0)) if num_threads is None else num_threads
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-        self._env = env = env_class()  # the model (warm-start disabled) and the definitions
+        self._env = env = env_class(**env_kwargs)  # the model (warm-start disabled) and the definitions
         self._def = d = read_definition(env)
         self.num_envs, self.max_episode_steps, self.num_threads = num_envs, max_episode_steps, threads
         self.single_observation_space, self.single_action_space = env.observation_space, env.action_space
@@ -484,7 +486,7 @@ class MuJoCoVectorEnv(VectorEnv):
         self._elapsed[rows] = 0
 
 
-#: Vector entry points, one per id: ``make_*(num_envs, max_episode_steps, num_threads=None)``.
+#: Vector entry points, one per task: ``make_*(num_envs, max_episode_steps, num_threads=None, **env_kwargs)``.
 make_half_cheetah_vel = functools.partial(MuJoCoVectorEnv, HalfCheetahVelEnv)
 make_half_cheetah_dir = functools.partial(MuJoCoVectorEnv, HalfCheetahDirEnv)
 make_ant_vel = functools.partial(MuJoCoVectorEnv, AntVelEnv)

@@ -23,6 +23,8 @@ MUJOCO_IDS = [
     "metarl/AntVel-v0",
     "metarl/AntDir-v0",
     "metarl/AntGoal-v0",
+    "metarl/HalfCheetahDir-v1",  # frame_skip 1
+    "metarl/AntVel-v1",  # frame_skip 2
 ]
 NUM_ENVS = 6
 HORIZON = 30
@@ -96,15 +98,17 @@ def run_both(fast: Any, sync: Any, tasks: list[Any], steps: int, seed: int, dtyp
 
 @pytest.mark.parametrize("env_id", MUJOCO_IDS)
 def test_equals_sync_vector_env_over_whole_episodes(env_id: str) -> None:
-    """Two full 30-step episodes and part of a third, per-sub-env tasks, terminations where Ant has them."""
-    fast, sync = make_pair(env_id, NUM_ENVS, HORIZON)
+    """Two full episodes and part of a third, per-sub-env tasks, terminations where Ant has them."""
+    horizon = HORIZON
+    fast, sync = make_pair(env_id, NUM_ENVS, horizon)
     tasks = sync.envs[0].unwrapped.sample_tasks(NUM_ENVS, np.random.default_rng(0))
     assert len(set(tasks)) > 1
-    counts = run_both(fast, sync, tasks, steps=2 * HORIZON + 5, seed=11)
+    counts = run_both(fast, sync, tasks, steps=2 * horizon + 5, seed=11)
     assert counts["truncated"] > 0
-    if "Ant" in env_id:
+    if "Ant" in env_id and env_id.endswith("-v0"):
         # Ant's torso leaves [0.2, 1.0] under random actions within a few dozen steps: resets after
-        # terminations, mid-episode, are part of the comparison.
+        # terminations, mid-episode, are part of the comparison (at -v1's shorter steps, only after
+        # hundreds of steps; the code path is the same).
         assert counts["terminated"] > 0
     fast.close()
     sync.close()

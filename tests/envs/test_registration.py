@@ -18,15 +18,32 @@ def _tmp_cwd(tmp_path, monkeypatch):
 
 
 def test_import_registers_every_id() -> None:
-    assert envs.registered_ids() == [
-        "metarl/Navigation2D-v0",
-        "metarl/HalfCheetahVel-v0",
-        "metarl/HalfCheetahDir-v0",
-        "metarl/AntVel-v0",
-        "metarl/AntDir-v0",
-        "metarl/AntGoal-v0",
-    ]
+    tasks = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
+    expected = ["metarl/Navigation2D-v0"] + [f"metarl/{t}-{v}" for t in tasks for v in ("v0", "v1")]
+    assert envs.registered_ids() == expected
     assert all(env_id in gym.registry for env_id in envs.registered_ids())
+
+
+@pytest.mark.parametrize(
+    ("env_id", "dt"),
+    [
+        ("metarl/HalfCheetahVel-v0", 0.05),
+        ("metarl/HalfCheetahDir-v1", 0.01),  # the original code's control rate
+        ("metarl/AntVel-v0", 0.05),
+        ("metarl/AntGoal-v1", 0.02),
+    ],
+)
+def test_v1_ids_step_at_the_original_control_rate(env_id: str, dt: float) -> None:
+    single = gym.make(env_id).unwrapped
+    vector = gym.make_vec(env_id, 2, vectorization_mode="vector_entry_point")
+    assert single.dt == pytest.approx(dt) and vector._def.dt == pytest.approx(dt)
+    single.close()
+    vector.close()
+
+
+def test_frame_skip_must_be_a_positive_integer() -> None:
+    with pytest.raises(ValueError, match="frame_skip must be a positive integer, got 0"):
+        gym.make("metarl/HalfCheetahVel-v1", frame_skip=0)
 
 
 def test_package_is_the_repository_checkout() -> None:
