@@ -477,16 +477,7 @@ class MAMLTRPO:
             log_std_old = log_std_old[:keep]
         else:
             _, outputs = self._task_maps(supports, query[0], like)
-        mask = query[3]
-        weights = mask / mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0) / mask.shape[0]
-
-        def fvp(v: Tensor) -> Tensor:
-            _, jv = torch.func.jvp(adapt, (theta,), (v,))
-            _, tangents = torch.func.jvp(outputs, (adapted,), (jv,))
-            products = gaussian_fisher_product(*tangents, log_std_old, weights)
-            return vjp_adapt(vjp_outputs(products)[0])[0]
-
-        return fvp
+        return jfj_product(adapt, outputs, theta, adapted, vjp_adapt, vjp_outputs, log_std_old, query[3])
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update; updates the policy in place and returns flat float metrics.
@@ -540,6 +531,32 @@ class MAMLTRPO:
             metrics["inner/step_size_min"] = rates.min().item()
             metrics["inner/step_size_max"] = rates.max().item()
         return metrics
+
+
+def jfj_product(
+    adapt: Callable, outputs: Callable, theta: Tensor, adapted: Tensor, vjp_adapt: Callable,
+    vjp_outputs: Callable, log_std: Tensor, mask: Tensor,
+) -> Callable[[Tensor], Tensor]:  # fmt: skip
+    """``v -> mean_i J_i^T F'_i J_i v`` (the mean KL's Fisher through the inner step).
+
+    Args:
+        adapt: ``theta [P'] -> adapted [N, P]``.
+        outputs: ``adapted [N, P] -> (mean [N, T, E, A], log_std [N, A])``.
+        theta: the meta-parameters ``[P']``.
+        adapted: ``adapt(theta)``.
+        vjp_adapt: the reverse-mode product of ``adapt`` at ``theta``.
+        vjp_outputs: the reverse-mode product of ``outputs`` at ``adapted``.
+        log_std: ``[N, A]`` the adapted policies' log-stds.
+        mask: ``[N, T, E]`` the steps the KL averages over, per task.
+    """
+    weights = mask / mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0) / mask.shape[0]
+
+    def fvp(v: Tensor) -> Tensor:
+        _, jv = torch.func.jvp(adapt, (theta,), (v,))
+        _, tangents = torch.func.jvp(outputs, (adapted,), (jv,))
+        return vjp_adapt(vjp_outputs(gaussian_fisher_product(*tangents, log_std, weights))[0])[0]
+
+    return fvp
 
 
 def _first_tasks(data: PGData, keep: int) -> PGData:

@@ -44,15 +44,7 @@ def episode_subsampled_product(self, supports, query, theta, like, full, old, ja
         adapt = adapt_kept
         _, vjp_adapt = torch.func.vjp(adapt, theta)
     _, vjp_outputs = torch.func.vjp(outputs, adapted)
-    mask = query[3]
-    weights = mask / mask.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0) / mask.shape[0]
-
-    def fvp(v):
-        _, jv = torch.func.jvp(adapt, (theta,), (v,))
-        _, tangents = torch.func.jvp(outputs, (adapted,), (jv,))
-        return vjp_adapt(vjp_outputs(maml.gaussian_fisher_product(*tangents, old[1], weights))[0])[0]
-
-    return fvp
+    return maml.jfj_product(adapt, outputs, theta, adapted, vjp_adapt, vjp_outputs, old[1], query[3])
 
 
 def main() -> None:
