@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -62,6 +63,31 @@ from metarl.types import EpisodeBatch, MetaBatch, Task
 PGData = tuple[Tensor, Tensor, Tensor, Tensor]
 #: key prefix of the learned step sizes in :meth:`MAMLTRPO.state_dict`
 STEP_SIZE_PREFIX = "step_size."
+#: key prefix of the TRPO state in :meth:`MAMLTRPO.state_dict` (the grown Fisher subsample)
+TRPO_STATE_PREFIX = "trpo."
+#: meta-updates whose full-step KL ratios decide whether ``trpo.fisher_subsample`` grows
+FISHER_GROWTH_WINDOW = 10
+
+
+def grown_fraction(
+    fraction: float, kl_ratios: list[float], grow_at: float, window: int = FISHER_GROWTH_WINDOW
+) -> tuple[float, list[float]]:
+    """The Fisher subsample's next fraction, and the KL ratios to keep watching.
+
+    Args:
+        fraction: the fraction of tasks in the Fisher-vector products now.
+        kl_ratios: the full steps' KL over ``max_kl``, oldest first, since the fraction last changed.
+        grow_at: double the fraction (up to 1) once the median of the last ``window`` ratios exceeds this;
+            0 never grows.
+        window: how many of the latest ratios the median takes.
+
+    Returns:
+        ``(fraction, kl_ratios)``: after a growth the ratios start afresh (they described the old product).
+    """
+    kept = kl_ratios[-window:]
+    if grow_at <= 0 or fraction >= 1.0 or len(kept) < window or statistics.median(kept) <= grow_at:
+        return fraction, kept
+    return min(1.0, 2.0 * fraction), []
 
 
 def policy_gradient_loss(policy: GaussianMLPPolicy, params: Params, data: PGData) -> Tensor:
@@ -213,6 +239,10 @@ class MAMLTRPO:
         self.meta = meta
         self.trpo = trpo
         self.baseline = LinearFeatureBaseline(meta.baseline_reg)
+        #: the Fisher subsample's fraction as grown by ``trpo.fisher_subsample_grow_at`` (0: not grown)
+        self.grown_subsample = 0.0
+        #: the full steps' KL over ``max_kl`` since the fraction last changed (:func:`grown_fraction`)
+        self.kl_ratios: list[float] = []
         #: learned inner step sizes, one per policy parameter entry (``inner.learn_step_size``), else None
         self.step_sizes: Params | None = None
         if inner.learn_step_size:
@@ -220,16 +250,43 @@ class MAMLTRPO:
                 k: torch.full_like(p.detach(), inner.step_size) for k, p in policy.named_parameters()
             }
 
+    @property
+    def fisher_subsample(self) -> float:
+        """The fraction of tasks in the Fisher-vector products: the config's, or more once grown."""
+        return max(self.trpo.fisher_subsample, self.grown_subsample)
+
     # ---- state -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:
-        """The policy's state, plus a ``step_size.<parameter>`` entry per learned step size tensor."""
+        """The policy's state, plus a ``step_size.<parameter>`` entry per learned step size tensor.
+
+        With ``trpo.fisher_subsample_grow_at``, also ``trpo.fisher_subsample`` (the fraction in use) and
+        ``trpo.kl_ratios`` (the ratios watched so far), so that a resumed run takes the same steps.
+        """
         state = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
         for k, v in (self.step_sizes or {}).items():
             state[f"{STEP_SIZE_PREFIX}{k}"] = v.detach().clone()
+        if self.trpo.fisher_subsample_grow_at > 0:
+            fraction, ratios = self.fisher_subsample, self.kl_ratios
+            state[f"{TRPO_STATE_PREFIX}fisher_subsample"] = torch.tensor(fraction, dtype=torch.float64)
+            state[f"{TRPO_STATE_PREFIX}kl_ratios"] = torch.tensor(ratios, dtype=torch.float64)
         return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Load what :meth:`state_dict` returns (checkpoints of runs without learned step sizes too)."""
+        """Load what :meth:`state_dict` returns (checkpoints of runs without learned step sizes too).
+
+        A grown Fisher subsample is restored only when this learner grows it too; a config whose fraction
+        is already larger keeps its own (and watches the KL afresh).
+        """
+        trpo_state = {
+            k.removeprefix(TRPO_STATE_PREFIX): v for k, v in state.items() if k.startswith(TRPO_STATE_PREFIX)
+        }
+        state = {k: v for k, v in state.items() if not k.startswith(TRPO_STATE_PREFIX)}
+        self.grown_subsample, self.kl_ratios = 0.0, []
+        if self.trpo.fisher_subsample_grow_at > 0 and "fisher_subsample" in trpo_state:
+            saved = float(trpo_state["fisher_subsample"])
+            if saved >= self.trpo.fisher_subsample:
+                self.grown_subsample = saved
+                self.kl_ratios = [float(r) for r in trpo_state.get("kl_ratios", torch.zeros(0))]
         learned = {
             k.removeprefix(STEP_SIZE_PREFIX): v for k, v in state.items() if k.startswith(STEP_SIZE_PREFIX)
         }
@@ -450,7 +507,7 @@ class MAMLTRPO:
         return loss, grad.detach(), fvp, objective
 
     def _jfj_product(self, supports, query, theta, like, full, old) -> Callable[[Tensor], Tensor]:
-        """``v -> mean_i J_i^T F'_i J_i v`` over the first ``trpo.fisher_subsample`` of the tasks.
+        """``v -> mean_i J_i^T F'_i J_i v`` over the first :attr:`fisher_subsample` of the tasks.
 
         ``full`` holds ``(adapt, adapted, vjp_adapt, vjp_outputs)`` on every task, reused when nothing is
         subsampled. With a subsample, each kept task's term is exact (its inner-step Jacobian on all of its
@@ -466,7 +523,7 @@ class MAMLTRPO:
         """
         adapt, adapted, vjp_adapt, vjp_outputs = full
         num_tasks = query[0].shape[0]
-        keep = max(1, math.ceil(self.trpo.fisher_subsample * num_tasks))
+        keep = max(1, math.ceil(self.fisher_subsample * num_tasks))
         mean_old, log_std_old = old
         if keep < num_tasks:
             supports = tuple(_first_tasks(d, keep) for d in supports)
@@ -486,6 +543,7 @@ class MAMLTRPO:
             NonFiniteError: NaN or inf in the advantages, the meta-gradient or the new parameters (the policy
                 is left unchanged).
         """
+        subsample = self.fisher_subsample
         loss_before, grad, fvp, objective = self.linearize(meta_batch)
         if not torch.isfinite(grad).all():
             raise NonFiniteError("gradient")
@@ -509,6 +567,15 @@ class MAMLTRPO:
             if not torch.isfinite(result.params).all():
                 raise NonFiniteError("parameters")
             self.set_meta_parameters(result.params)
+        kl_ratio = result.full_step_kl / self.trpo.max_kl
+        grown, self.kl_ratios = grown_fraction(
+            subsample,
+            [*self.kl_ratios, kl_ratio if math.isfinite(kl_ratio) else math.inf],
+            self.trpo.fisher_subsample_grow_at,
+            window=FISHER_GROWTH_WINDOW,
+        )
+        if grown > subsample:
+            self.grown_subsample = grown
         returns = [b.episode_returns().mean().item() for b in (*meta_batch.support, meta_batch.query)]
         metrics = {
             "meta/return_before": returns[0],
@@ -517,6 +584,8 @@ class MAMLTRPO:
             "trpo/surrogate_after": -result.loss,
             "trpo/improvement": float(loss_before) - result.loss,
             "trpo/kl": result.kl,
+            "trpo/full_step_kl": result.full_step_kl,
+            "trpo/fisher_subsample": subsample,
             "trpo/ls_steps": float(result.steps),
             "trpo/accepted": float(result.accepted),
             "trpo/grad_norm": grad.norm().item(),

@@ -51,7 +51,12 @@ RESUMABLE_CHANGES = (
 )
 #: keys that change how the TRPO step is computed, not what is learned from; they may change on ``--resume``,
 #: and each change is appended to ``RUN_DIR/resumes.csv`` with the iteration it took effect
-RECORDED_RESUMABLE_CHANGES = ("num_threads", "trpo.fisher_product", "trpo.fisher_subsample")
+RECORDED_RESUMABLE_CHANGES = (
+    "num_threads",
+    "trpo.fisher_product",
+    "trpo.fisher_subsample",
+    "trpo.fisher_subsample_grow_at",
+)
 #: modules a worker process imports to register the task distributions (plus the config's env.imports)
 TASK_IMPORTS = ("envs",)
 
@@ -182,8 +187,8 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool, Callab
         if changed:
             raise ConfigError(
                 f"--resume: the run was trained with another {', '.join(changed)}; only meta.iterations, "
-                "logging.*, device, num_threads, trpo.fisher_product, trpo.fisher_subsample and the "
-                "collector's backend, workers, start_method, address, timeout_s, startup_timeout_s and "
+                "logging.*, device, num_threads, trpo.fisher_product, trpo.fisher_subsample(_grow_at) and "
+                "the collector's backend, workers, start_method, address, timeout_s, startup_timeout_s and "
                 "max_restarts may change when resuming (start a new run instead)"
             )
         latest = run_dir / "checkpoints" / "latest.pt"

@@ -64,16 +64,32 @@ class CSVSink:
             self.path.unlink()
 
     def write(self, iteration: int, metrics: dict[str, float]) -> None:
-        """Append one row (the header comes from the first row written)."""
+        """Append one row (the header comes from the first row written).
+
+        A row with metrics the header lacks (a run resumed by a newer metarl that logs more) widens the
+        file once: it is rewritten atomically with the new columns appended, empty in the earlier rows.
+        """
         row: dict[str, Any] = {"iteration": iteration, **metrics}
         new_file = self._columns is None
         if new_file:
             self._columns = list(row)
+        elif added := [k for k in row if k not in self._columns]:
+            self._widen([*self._columns, *added])
         with self.path.open("a", newline="") as handle:
             writer = csv.DictWriter(handle, self._columns, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
+
+    def _widen(self, columns: list[str]) -> None:
+        with self.path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        out = io.StringIO(newline="")
+        writer = csv.DictWriter(out, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.path, lambda handle: handle.write(out.getvalue().encode()))
+        self._columns = columns
 
     def close(self) -> None:
         """Nothing to release: each row is written and closed at once."""

@@ -67,6 +67,8 @@ class LineSearchResult:
         steps: backtracking steps tried (1 = the full step was accepted).
         loss: loss at ``params``.
         kl: mean KL at ``params`` (0 if rejected).
+        full_step_kl: mean KL of the first candidate, the full step (NaN if not evaluated or not finite):
+            against ``max_kl`` it says how far the quadratic KL model the step was scaled with is off.
     """
 
     params: Tensor
@@ -74,6 +76,7 @@ class LineSearchResult:
     steps: int
     loss: float
     kl: float
+    full_step_kl: float = math.nan
 
 
 def backtracking_line_search(
@@ -99,11 +102,13 @@ def backtracking_line_search(
         ratio: shrink factor per step.
         max_steps: candidates to try.
     """
-    scale = 1.0
+    scale, full_step_kl = 1.0, math.nan
     for k in range(1, max_steps + 1):
         candidate = params - scale * full_step
         loss, kl = (float(v) for v in evaluate(candidate))
+        if k == 1:
+            full_step_kl = kl
         if math.isfinite(loss) and math.isfinite(kl) and loss < loss_before and kl <= max_kl:
-            return LineSearchResult(candidate, True, k, loss, kl)
+            return LineSearchResult(candidate, True, k, loss, kl, full_step_kl)
         scale *= ratio
-    return LineSearchResult(params, False, max_steps, loss_before, 0.0)
+    return LineSearchResult(params, False, max_steps, loss_before, 0.0, full_step_kl)

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from agents.maml_trpo import MAMLTRPO
+import agents.maml_trpo as maml_trpo
+from agents.maml_trpo import MAMLTRPO, grown_fraction
 from agents.policies import GaussianMLPPolicy
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.types import EpisodeBatch, MetaBatch
@@ -31,6 +32,7 @@ def synthetic_batch(seed: int, dtype: torch.dtype = torch.float64, ragged: bool 
 
 def make_learner(
     first_order: bool = False,
+    grow_at: float = 0.0,
     vectorize: bool = True,
     steps: int = 1,
     fisher_product: str = "jfj",
@@ -42,7 +44,11 @@ def make_learner(
     policy = GaussianMLPPolicy(D, A, (5,), "tanh").double()
     inner = InnerConfig(steps=steps, step_size=0.3, first_order=first_order, learn_step_size=learn_step_size)
     trpo = TRPOConfig(
-        vectorize=vectorize, max_kl=0.05, fisher_product=fisher_product, fisher_subsample=fisher_subsample
+        vectorize=vectorize,
+        max_kl=0.05,
+        fisher_product=fisher_product,
+        fisher_subsample=fisher_subsample,
+        fisher_subsample_grow_at=grow_at,
     )
     return MAMLTRPO(policy, inner, MetaConfig(), trpo, device)
 
@@ -233,6 +239,50 @@ def test_fisher_subsample_step_keeps_the_kl_limit() -> None:
     learner = make_learner(fisher_subsample=0.5)
     metrics = learner.step(meta_batch())
     assert metrics["trpo/accepted"] == 1.0 and 0 < metrics["trpo/kl"] <= learner.trpo.max_kl
+
+
+def test_grown_fraction_doubles_once_the_median_kl_ratio_of_a_full_window_exceeds_the_threshold() -> None:
+    assert grown_fraction(0.25, [9.0] * 9, 2.0, window=10) == (0.25, [9.0] * 9), "window not full yet"
+    # the median, not the mean: one outlier does not grow it
+    assert grown_fraction(0.25, [1.5] * 6 + [50.0] * 4, 2.0, window=10)[0] == 0.25
+    assert grown_fraction(0.25, [1.5] * 4 + [3.0] * 6, 2.0, window=10) == (0.5, [])
+    assert grown_fraction(0.75, [3.0] * 10, 2.0, window=10) == (1.0, []), "never beyond all the tasks"
+    assert grown_fraction(1.0, [3.0] * 12, 2.0, window=10) == (1.0, [3.0] * 10)
+    assert grown_fraction(0.25, [3.0] * 10, 0.0, window=10)[0] == 0.25, "0 keeps the fraction fixed"
+
+
+def test_fisher_subsample_grows_from_the_full_steps_kl_and_resumes_exactly(monkeypatch) -> None:
+    monkeypatch.setattr(maml_trpo, "FISHER_GROWTH_WINDOW", 1)
+    mb = meta_batch()
+    fixed = make_learner(fisher_subsample=0.3)
+    metrics = fixed.step(mb)
+    ratio = metrics["trpo/full_step_kl"] / fixed.trpo.max_kl
+    assert metrics["trpo/fisher_subsample"] == 0.3 and fixed.fisher_subsample == 0.3
+    assert "trpo.fisher_subsample" not in fixed.state_dict(), "no growth, no extra state"
+    # a threshold just below this step's KL ratio grows it; one above does not
+    above = make_learner(fisher_subsample=0.3, grow_at=ratio * 1.01)
+    above.step(mb)
+    assert above.fisher_subsample == 0.3 and above.kl_ratios == [pytest.approx(ratio)]
+    grows = make_learner(fisher_subsample=0.3, grow_at=max(ratio * 0.99, 1.0 + 1e-9))
+    grows.step(mb)
+    assert grows.fisher_subsample == pytest.approx(0.6) and grows.kl_ratios == []
+    state = grows.state_dict()
+    assert float(state["trpo.fisher_subsample"]) == pytest.approx(0.6)
+    # a fresh learner loading the state takes the same next step as the one that grew
+    resumed = make_learner(fisher_subsample=0.3, grow_at=grows.trpo.fisher_subsample_grow_at)
+    resumed.load_state_dict(state)
+    assert resumed.fisher_subsample == pytest.approx(0.6)
+    after = grows.step(meta_batch(1))
+    again = resumed.step(meta_batch(1))
+    assert after["trpo/fisher_subsample"] == again["trpo/fisher_subsample"] == pytest.approx(0.6)
+    torch.testing.assert_close(resumed.meta_parameters(), grows.meta_parameters(), rtol=0, atol=0)
+    # a learner that does not grow ignores the state, and one configured larger keeps its own fraction
+    plain = make_learner(fisher_subsample=0.3)
+    plain.load_state_dict(state)
+    assert plain.fisher_subsample == 0.3
+    larger = make_learner(fisher_subsample=1.0, grow_at=2.0)
+    larger.load_state_dict(state)
+    assert larger.fisher_subsample == 1.0 and larger.kl_ratios == []
 
 
 # ---- learned inner step sizes (Meta-SGD) ----

@@ -206,3 +206,16 @@ def test_a_metrics_row_cut_short_by_a_crash_is_dropped_on_resume(tmp_path):
     path.write_text("iteration,a,b\n1,1.0,2.0\n2,2.0")  # the last row itself cut short
     CSVSink(path, resume_iteration=5)
     assert path.read_text().splitlines() == ["iteration,a,b", "1,1.0,2.0"]
+
+
+def test_a_resumed_run_that_logs_new_metrics_widens_the_csv_and_keeps_its_rows(tmp_path):
+    from metarl.logging import CSVSink
+
+    path = tmp_path / "metrics.csv"
+    sink = CSVSink(path)
+    for i in (1, 2):
+        sink.write(i, {"a": float(i)})
+    sink = CSVSink(path, resume_iteration=2)
+    sink.write(3, {"a": 3.0, "c": 9.0})
+    sink.write(4, {"c": 16.0, "a": 4.0})
+    assert path.read_text().splitlines() == ["iteration,a,c", "1,1.0,", "2,2.0,", "3,3.0,9.0", "4,4.0,16.0"]

@@ -109,6 +109,7 @@ def test_line_search_shrinks_until_kl_within_bound_and_takes_first_such(ratio):
     assert result.kl <= max_kl
     assert len(tried) == expected_steps
     assert all(float(t.pow(2).sum()) > max_kl for t in tried[:-1])
+    assert result.full_step_kl == pytest.approx(2.0), "the full step's KL, before any shrinking"
     torch.testing.assert_close(result.params, ratio ** (expected_steps - 1) * target)
 
 
@@ -128,6 +129,7 @@ def test_line_search_rejects_everything_and_returns_old_params_when_loss_never_i
     assert len(calls) == 7
     assert result.loss == 1.0
     assert result.kl == 0.0
+    assert result.full_step_kl == 0.0
 
 
 @pytest.mark.parametrize("bad", ["loss", "kl"])
