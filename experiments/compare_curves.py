@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metarl.plots import pyplot
+
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     """Mean over the last ``window`` values at each point (fewer at the start); ``[n] -> [n]``."""
@@ -28,12 +30,7 @@ def main() -> None:
     parser.add_argument("--title", default="")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     for spec in args.runs:
         label, _, path = spec.partition("=")
         with open(path, newline="") as handle:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the off-screen Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +21,7 @@ def plot_adaptation(
     summary: dict[str, Any], path: str | Path, title: str = "", ylabel: str = "mean return"
 ) -> None:
     """Return (or another per-task value) against inner gradient steps, per method with its 95% interval."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for method, rows in summary["methods"].items():
         steps = [r["step"] for r in rows]
@@ -53,7 +54,7 @@ def plot_learning_curve(
 
     Long runs are averaged over windows of ``iterations // 500`` rows so the figure stays readable.
     """
-    plt = _pyplot()
+    plt = pyplot()
     with Path(metrics_csv).open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     window = max(1, len(rows) // 500)
