@@ -1,0 +1,83 @@
+"""Join adaptation files evaluated on the same tasks (e.g. a run's and its oracle's) without evaluating again.
+
+    python experiments/merge_adaptation.py docs/results/ant_vel-v1-compare runs/antvel-v1-oracle \
+        --out docs/results/ant_vel-v1-compare-oracle
+
+Each input is an ``adaptation.csv`` or a folder holding one. A method in several inputs keeps the first one's
+curve; every curve keeps the values of the evaluation that wrote it. The first input's ``adaptation.json`` (if
+present) gives the env id, seed and step sizes. The output is the CSV, JSON and figure that ``metarl evaluate
+--compare`` writes, without evaluating the first run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from metarl.evaluation import read_adaptation_csv, write_adaptation_files
+
+
+def _csv_of(path: Path) -> Path:
+    return path / "adaptation.csv" if path.is_dir() else path
+
+
+def _same_fields(a: list[dict[str, float]], b: list[dict[str, float]], tol: float = 1e-5) -> bool:
+    """Whether two CSVs' task lists name the same tasks (same fields, values within ``tol``)."""
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(abs(x[k] - y[k]) <= tol for k in x) for x, y in zip(a, b, strict=True)
+    )
+
+
+def merge(paths: list[Path], out_dir: Path) -> dict:
+    """Write the union of the inputs' curves to ``out_dir``; ``ValueError`` when their tasks differ."""
+    curves: dict = {}
+    tasks_fields = None
+    for path in paths:
+        csv_path = _csv_of(path)
+        other_curves, other_tasks = read_adaptation_csv(csv_path)
+        if tasks_fields is None:
+            tasks_fields = other_tasks
+        elif not _same_fields(other_tasks, tasks_fields):
+            raise ValueError(
+                f"{str(csv_path)!r} was evaluated on other tasks than {str(_csv_of(paths[0]))!r}: "
+                "evaluate both with the same --tasks and --seed"
+            )
+        for method, curve in other_curves.items():
+            curves.setdefault(method, curve)
+    steps = {c.shape[1] for c in curves.values()}
+    if len(steps) != 1:
+        raise ValueError(f"the inputs have different numbers of inner steps ({sorted(steps)}); allowed: one")
+    first_json = _csv_of(paths[0]).with_name("adaptation.json")
+    meta = {}
+    if first_json.is_file():
+        meta = {
+            k: v for k, v in json.loads(first_json.read_text()).items() if k not in ("methods", "num_tasks")
+        }
+    fields = list(tasks_fields[0])
+    task_type = dataclasses.make_dataclass("Task", [(f, float) for f in fields])
+    tasks = [task_type(**t) for t in tasks_fields]
+    return write_adaptation_files(out_dir, curves, tasks, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("inputs", nargs="+", type=Path, help="adaptation.csv files or folders holding one")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the joined files")
+    args = parser.parse_args(argv)
+    try:
+        summary = merge(args.inputs, args.out)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for method, rows in summary["methods"].items():
+        curve = ", ".join(f"{r['step']}: {r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows)
+        print(f"{method}: {curve}")
+    print(f"wrote {args.out}/adaptation.csv, adaptation.json, adaptation.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
