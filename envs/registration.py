@@ -11,7 +11,7 @@ import gymnasium as gym
 NAMESPACE = "metarl"
 
 #: id -> (entry point, vector entry point or None, max_episode_steps, keyword arguments of both)
-ENV_SPECS: dict[str, tuple[str, str | None, int, dict[str, int]]] = {
+ENV_SPECS: dict[str, tuple[str, str | None, int, dict[str, int | bool]]] = {
     "metarl/Navigation2D-v0": (
         "envs.navigation:Navigation2DEnv",
         "envs.navigation:Navigation2DVectorEnv",
@@ -35,6 +35,14 @@ for _name, _module, _factory, _v1_frame_skip in (
             200,
             {"frame_skip": _frame_skip},
         )
+# -v2 (Ant only): as -v1 with the original model's contact softness and initial pose.
+for _name, _factory in (("AntVel", "ant_vel"), ("AntDir", "ant_dir"), ("AntGoal", "ant_goal")):
+    ENV_SPECS[f"metarl/{_name}-v2"] = (
+        f"envs.mujoco.ant:{_name}Env",
+        f"envs.mujoco.vector:make_{_factory}",
+        200,
+        {"frame_skip": 2, "original_model": True},
+    )
 
 
 def register_all() -> None:

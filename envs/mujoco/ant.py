@@ -23,6 +23,14 @@ CTRL_COST_WEIGHT = 0.005
 #: 0.5 * 1e-3 in the original code; the same as Gymnasium v5's default.
 CONTACT_COST_WEIGHT = 5e-4
 SURVIVE_REWARD = 0.05
+#: The original model's contact softness (rllab's ``ant.xml`` default geom class, on every geom and the
+#: floor): ``solimp`` 0.8 0.8 0.01, where MuJoCo's default and Gymnasium's model have 0.9 0.95 0.001.
+ORIGINAL_SOLIMP = (0.8, 0.8, 0.01)
+#: The original model's initial pose (rllab's ``init_qpos``): torso at z 0.55, upright, hips at 0 and ankles
+#: at +-1 rad, inside their limits (Gymnasium's pose: z 0.75 and every joint at 0, outside the ankles' limits
+#: of 30-70 degrees, so each episode starts with the limits snapping the legs into range). Order: the free
+#: joint (x, y, z, quaternion) then hip and ankle of legs 1-4.
+ORIGINAL_INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
 
 
 class AntTaskEnv(TaskEnvMixin, AntEnv):
@@ -39,18 +47,22 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
       ``frame_skip`` entry, so one RK4 step of 0.02 s per action).
     - Observation: Gymnasium v5's default, ``qpos[2:]``, ``qvel`` and the clipped external contact forces of
       the 13 bodies, shape ``(105,)`` (:class:`AntGoalEnv` adds ``qpos[:2]``).
-    - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's (noise scale 0.1).
+    - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's pose (``-v2``: the original's) with
+      Gymnasium's noise (scale 0.1).
     - Termination: when the state is not finite or the torso's z leaves ``[0.2, 1.0]``. Horizon: 200 steps
       (set at registration).
 
     Differences from Gymnasium's Ant-v5: the task term replaces ``v_x``; control cost weight 0.005 (v5: 0.5);
-    survive reward 0.05 (v5: 1.0); the constraint solver's warm-start is disabled (``mjDSBL_WARMSTART``) so
-    that a step depends on the state and action alone and a batched stepper can reproduce this env exactly;
-    trajectories differ slightly from v5's.
+    survive reward 0.05 (v5: 1.0); with ``original_model`` (``-v2`` ids), the original contact softness and
+    initial pose (:data:`ORIGINAL_SOLIMP`, :data:`ORIGINAL_INIT_QPOS`); the constraint solver's warm-start
+    is disabled (``mjDSBL_WARMSTART``) so that a step depends on the state and action alone and a batched
+    stepper can reproduce this env exactly; trajectories differ slightly from v5's.
 
-    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model and initial state noise,
-    the control rate in ``-v0`` ids (``-v1`` ids match its ``dt`` with two RK4 steps of 0.01 s); ``v_x`` is
-    the finite-difference torso velocity, where the original read the torso's centre-of-mass velocity; the
+    Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model (``-v2`` ids take the
+    original's contact softness and initial pose; the geometry, masses, joints and motors are the same) and
+    initial state noise, the control rate in ``-v0`` ids (``-v1`` and ``-v2`` ids match its ``dt`` with two
+    RK4 steps of 0.01 s); ``v_x`` is the finite-difference torso velocity, where the original read the
+    centre-of-mass velocity of the torso's subtree (the whole robot); the
     survive reward is not paid on the terminating step (v5 pays it only while healthy); the original
     observation also held the full ``qpos``, the torso's orientation matrix and the robot's centre of mass.
 
@@ -61,7 +73,8 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         height: Height of rendered frames in pixels.
         camera_name: The model camera that renders frames; the default ``"track"`` follows the robot (with
             ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
-        frame_skip: Physics steps per env step (registered ids set it: 5 in ``-v0``, 2 in ``-v1``).
+        frame_skip: Physics steps per env step (registered ids: 5 in ``-v0``, 2 in ``-v1`` and ``-v2``).
+        original_model: Use the original model's contact softness and initial pose (``-v2`` ids).
     """
 
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
@@ -75,6 +88,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         height: int = DEFAULT_SIZE,
         camera_name: str | None = "track",
         frame_skip: int = 5,
+        original_model: bool = False,
     ) -> None:
         self.task = self.default_task if task is None else task
         check_frame_skip(frame_skip)
@@ -90,6 +104,9 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
             camera_name=camera_name,
         )
         disable_warmstart(self.model)
+        if original_model:
+            self.model.geom_solimp[:, :3] = ORIGINAL_SOLIMP
+            self.init_qpos = np.array(ORIGINAL_INIT_QPOS, dtype=np.float64)
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
         # Gymnasium v5's reward hook, called by its step() after the simulation.
@@ -114,6 +131,7 @@ class AntVelEnv(AntTaskEnv):
     Version history:
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
+        v2: as v1 with the original model's contact softness and initial pose (``original_model``).
     """
 
     task_type = VelocityTask
@@ -142,6 +160,7 @@ class AntDirEnv(AntTaskEnv):
     Version history:
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
+        v2: as v1 with the original model's contact softness and initial pose (``original_model``).
     """
 
     task_type = DirectionTask
@@ -173,6 +192,7 @@ class AntGoalEnv(AntTaskEnv):
     Version history:
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
+        v2: as v1 with the original model's contact softness and initial pose (``original_model``).
     """
 
     task_type = GoalTask

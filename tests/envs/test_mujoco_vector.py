@@ -25,6 +25,7 @@ MUJOCO_IDS = [
     "metarl/AntGoal-v0",
     "metarl/HalfCheetahDir-v1",  # frame_skip 1
     "metarl/AntVel-v1",  # frame_skip 2
+    "metarl/AntDir-v2",  # the original contact softness and initial pose
 ]
 NUM_ENVS = 6
 HORIZON = 30

@@ -20,6 +20,7 @@ def _tmp_cwd(tmp_path, monkeypatch):
 def test_import_registers_every_id() -> None:
     tasks = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
     expected = ["metarl/Navigation2D-v0"] + [f"metarl/{t}-{v}" for t in tasks for v in ("v0", "v1")]
+    expected += [f"metarl/{t}-v2" for t in ("AntVel", "AntDir", "AntGoal")]
     assert envs.registered_ids() == expected
     assert all(env_id in gym.registry for env_id in envs.registered_ids())
 
@@ -39,6 +40,24 @@ def test_v1_ids_step_at_the_original_control_rate(env_id: str, dt: float) -> Non
     assert single.dt == pytest.approx(dt) and vector._def.dt == pytest.approx(dt)
     single.close()
     vector.close()
+
+
+@pytest.mark.parametrize("task", ["AntVel", "AntDir", "AntGoal"])
+def test_ant_v2_ids_use_the_original_contact_softness_and_initial_pose(task: str) -> None:
+    from envs.mujoco.ant import ORIGINAL_INIT_QPOS, ORIGINAL_SOLIMP
+
+    v1, v2 = gym.make(f"metarl/{task}-v1").unwrapped, gym.make(f"metarl/{task}-v2").unwrapped
+    assert v2.dt == pytest.approx(v1.dt) == pytest.approx(0.02)
+    np.testing.assert_array_equal(v2.model.geom_solimp[:, :3], np.tile(ORIGINAL_SOLIMP, (v2.model.ngeom, 1)))
+    gymnasium_solimp = np.tile((0.9, 0.95, 0.001), (v1.model.ngeom, 1))
+    np.testing.assert_array_equal(v1.model.geom_solimp[:, :3], gymnasium_solimp)
+    np.testing.assert_array_equal(v2.init_qpos, ORIGINAL_INIT_QPOS)
+    assert v1.init_qpos[2] == pytest.approx(0.75)
+    # the original pose keeps every ankle inside its joint limits
+    ankles = v2.model.jnt_range[2::2]
+    assert np.all((ankles[:, 0] <= v2.init_qpos[8::2]) & (v2.init_qpos[8::2] <= ankles[:, 1]))
+    v1.close()
+    v2.close()
 
 
 def test_frame_skip_must_be_a_positive_integer() -> None:
