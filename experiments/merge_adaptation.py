@@ -4,9 +4,9 @@
         --out docs/results/ant_vel-v1-compare-oracle
 
 Each input is an ``adaptation.csv`` or a folder holding one. A method in several inputs keeps the first one's
-curve; every curve keeps the values of the evaluation that wrote it. The first input's ``adaptation.json`` (if
-present) gives the env id, seed and step sizes. The output is the CSV, JSON and figure that ``metarl evaluate
---compare`` writes, without evaluating the first run again.
+curve; every curve keeps the values of the evaluation that wrote it. The inputs' ``adaptation.json`` files
+(where present) give the env id, seed and step sizes, the first input's where they disagree. The output is the
+CSV, JSON and figure that ``metarl evaluate --compare`` writes, without evaluating the first run again.
 """
 
 from __future__ import annotations
@@ -50,12 +50,13 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
     steps = {c.shape[1] for c in curves.values()}
     if len(steps) != 1:
         raise ValueError(f"the inputs have different numbers of inner steps ({sorted(steps)}); allowed: one")
-    first_json = _csv_of(paths[0]).with_name("adaptation.json")
-    meta = {}
-    if first_json.is_file():
-        meta = {
-            k: v for k, v in json.loads(first_json.read_text()).items() if k not in ("methods", "num_tasks")
-        }
+    meta: dict = {}
+    for path in paths:  # env id, seed, step sizes, ...: the first input's, then what only later ones hold
+        json_path = _csv_of(path).with_name("adaptation.json")
+        if json_path.is_file():
+            for key, value in json.loads(json_path.read_text()).items():
+                if key not in ("methods", "num_tasks"):
+                    meta.setdefault(key, value)
     fields = list(tasks_fields[0])
     task_type = dataclasses.make_dataclass("Task", [(f, float) for f in fields])
     tasks = [task_type(**t) for t in tasks_fields]

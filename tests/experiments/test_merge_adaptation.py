@@ -35,7 +35,8 @@ def test_joined_files_hold_every_method_with_its_values_and_the_first_inputs_met
     velocities = [0.1, 1.7, 2.9]
     first = _write(tmp_path / "a", {"maml": maml, "random": random}, velocities, {"env_id": "x", "seed": 3})
     # the oracle's own file repeats a "maml"-named curve: the first input's must win
-    second = _write(tmp_path / "b", {"oracle": oracle, "maml": maml + 100}, velocities, {"env_id": "y"})
+    meta = {"env_id": "y", "oracle_steps": 7}
+    second = _write(tmp_path / "b", {"oracle": oracle, "maml": maml + 100}, velocities, meta)
     assert (
         load_script().main([str(first), str(second / "adaptation.csv"), "--out", str(tmp_path / "out")]) == 0
     )
@@ -46,6 +47,7 @@ def test_joined_files_hold_every_method_with_its_values_and_the_first_inputs_met
     assert [t["velocity"] for t in tasks] == velocities
     summary = json.loads((tmp_path / "out" / "adaptation.json").read_text())
     assert summary["env_id"] == "x" and summary["seed"] == 3 and summary["num_tasks"] == 3
+    assert summary["oracle_steps"] == 7  # what only the second input's JSON holds is kept
     assert summary["methods"]["oracle"][1]["mean"] == pytest.approx((7.0 + 8.0 + 6.5) / 3)
     assert (tmp_path / "out" / "adaptation.png").stat().st_size > 0
 
