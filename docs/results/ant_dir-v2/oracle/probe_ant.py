@@ -1,4 +1,4 @@
-"""Local probe (not committed): Ant with rllab's contact softness and initial pose."""
+"""The local probe that ran the AntDir oracle before the -v2 ids existed (docstrings added afterwards)."""
 import gymnasium as gym
 import numpy as np
 
@@ -14,12 +14,16 @@ def _rllab(env):
 
 
 class AntDirRllab(AntDirEnv):
+    """AntDir with the original contacts and pose (what metarl/AntDir-v2 became)."""
+
     def __init__(self, **kw):
         super().__init__(**kw)
         _rllab(self)
 
 
 class AntVelRllab(AntVelEnv):
+    """AntVel with the original contacts and pose (not run)."""
+
     def __init__(self, **kw):
         super().__init__(**kw)
         _rllab(self)
