@@ -1,4 +1,5 @@
 """The local probe that ran the AntDir oracle before the -v2 ids existed (docstrings added afterwards)."""
+
 import gymnasium as gym
 import numpy as np
 
