@@ -17,30 +17,24 @@ import json
 import sys
 from pathlib import Path
 
-from metarl.evaluation import read_adaptation_csv, write_adaptation_files
+from metarl.evaluation import read_adaptation_csv, same_tasks, write_adaptation_files
 
 
 def _csv_of(path: Path) -> Path:
     return path / "adaptation.csv" if path.is_dir() else path
 
 
-def _same_fields(a: list[dict[str, float]], b: list[dict[str, float]], tol: float = 1e-5) -> bool:
-    """Whether two CSVs' task lists name the same tasks (same fields, values within ``tol``)."""
-    return len(a) == len(b) and all(
-        x.keys() == y.keys() and all(abs(x[k] - y[k]) <= tol for k in x) for x, y in zip(a, b, strict=True)
-    )
-
-
 def merge(paths: list[Path], out_dir: Path) -> dict:
     """Write the union of the inputs' curves to ``out_dir``; ``ValueError`` when their tasks differ."""
     curves: dict = {}
-    tasks_fields = None
+    tasks = None
     for path in paths:
         csv_path = _csv_of(path)
-        other_curves, other_tasks = read_adaptation_csv(csv_path)
-        if tasks_fields is None:
-            tasks_fields = other_tasks
-        elif not _same_fields(other_tasks, tasks_fields):
+        other_curves, task_fields = read_adaptation_csv(csv_path)
+        if tasks is None:  # the first input's tasks, as objects with its task fields
+            task_type = dataclasses.make_dataclass("Task", [(f, float) for f in task_fields[0]])
+            tasks = [task_type(**fields) for fields in task_fields]
+        elif not same_tasks(task_fields, tasks):
             raise ValueError(
                 f"{str(csv_path)!r} was evaluated on other tasks than {str(_csv_of(paths[0]))!r}: "
                 "evaluate both with the same --tasks and --seed"
@@ -57,9 +51,6 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
             for key, value in json.loads(json_path.read_text()).items():
                 if key not in ("methods", "num_tasks"):
                     meta.setdefault(key, value)
-    fields = list(tasks_fields[0])
-    task_type = dataclasses.make_dataclass("Task", [(f, float) for f in fields])
-    tasks = [task_type(**t) for t in tasks_fields]
     return write_adaptation_files(out_dir, curves, tasks, meta)
 
 
@@ -71,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = merge(args.inputs, args.out)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).removeprefix('--compare: ')}", file=sys.stderr)  # the reader names the CLI flag
         return 2
     for method, rows in summary["methods"].items():
         curve = ", ".join(f"{r['step']}: {r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows)
