@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = merge(args.inputs, args.out)
     except ValueError as exc:
-        print(f"error: {str(exc).removeprefix('--compare: ')}", file=sys.stderr)  # the reader names the CLI flag
+        # read_adaptation_csv's messages start with the evaluate flag's name, which means nothing here
+        print(f"error: {str(exc).removeprefix('--compare: ')}", file=sys.stderr)
         return 2
     for method, rows in summary["methods"].items():
         curve = ", ".join(f"{r['step']}: {r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows)
