@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -58,6 +59,16 @@ def test_ant_v2_ids_use_the_original_contact_softness_and_initial_pose(task: str
     assert np.all((ankles[:, 0] <= v2.init_qpos[8::2]) & (v2.init_qpos[8::2] <= ankles[:, 1]))
     v1.close()
     v2.close()
+
+
+def test_ant_v1_ids_are_not_called_out_of_date_but_v0_ids_still_are() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # pytest's own filters would show every DeprecationWarning
+        envs.registration.silence_upgrade_warnings()
+        gym.make("metarl/AntDir-v1").close()
+        assert not [w for w in caught if "out of date" in str(w.message)]
+        gym.make("metarl/AntDir-v0").close()
+    assert [w for w in caught if "metarl/AntDir-v0 is out of date" in str(w.message)]
 
 
 def test_frame_skip_must_be_a_positive_integer() -> None:
