@@ -39,7 +39,8 @@ for _name, _module, _factory, _v1_frame_skip in (
             {"frame_skip": _frame_skip},
         )
 # -v2 (Ant only): as -v1 with the original model's contact softness and initial pose.
-for _name, _factory in (("AntVel", "ant_vel"), ("AntDir", "ant_dir"), ("AntGoal", "ant_goal")):
+_V2_TASKS = (("AntVel", "ant_vel"), ("AntDir", "ant_dir"), ("AntGoal", "ant_goal"))
+for _name, _factory in _V2_TASKS:
     ENV_SPECS[f"metarl/{_name}-v2"] = (
         f"envs.mujoco.ant:{_name}Env",
         f"envs.mujoco.vector:make_{_factory}",
@@ -50,7 +51,7 @@ for _name, _factory in (("AntVel", "ant_vel"), ("AntDir", "ant_dir"), ("AntGoal"
 
 #: Ids that are the recommended version although a higher one exists (Ant's -v1: -v2 is a variant not shown
 #: to learn better, see docs/RESULTS.md), so Gymnasium's "out of date, consider upgrading" is wrong for them.
-RECOMMENDED_OLDER_IDS = ("metarl/AntVel-v1", "metarl/AntDir-v1", "metarl/AntGoal-v1")
+RECOMMENDED_OLDER_IDS = tuple(f"metarl/{name}-v1" for name, _ in _V2_TASKS)
 
 
 def silence_upgrade_warnings() -> None:
