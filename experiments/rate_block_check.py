@@ -5,7 +5,7 @@ learned rates separately: the meta-gradient's norm, the Fisher's curvature ``v^T
 directions in that block (against ``trpo.cg_damping``) and along the block's own gradient; then the TRPO
 full step (conjugate gradient, scaled to ``max_kl``) for several numbers of conjugate-gradient iterations:
 its length in each block, the largest change of any rate, the solve's relative residual and the linear
-surrogate gain ``g^T step``.
+surrogate gain ``g^T step``; and the first of them again without damping.
 
     python experiments/rate_block_check.py docs/results/half_cheetah_vel-v1-metasgd60/checkpoint-it60.pt \\
         docs/results/half_cheetah_vel-v1-metasgd60/config.yaml
@@ -69,15 +69,17 @@ def main() -> None:
             f"{statistics.median(values):.3e} ({min(values):.3e} to {max(values):.3e}); "
             f"along the block's gradient {float(along @ fvp(along)):.3e}"
         )
-    for iterations in args.cg_iterations:
-        damped = lambda v: fvp(v).detach() + config.trpo.cg_damping * v  # noqa: E731
+    runs = [(iterations, config.trpo.cg_damping) for iterations in args.cg_iterations]
+    runs.append((args.cg_iterations[0], 0.0))  # does the damping matter?
+    for iterations, damping in runs:
+        damped = lambda v, d=damping: fvp(v).detach() + d * v  # noqa: E731
         direction, fisher_direction = conjugate_gradient(damped, grad, iterations)
         step = trust_region_step(direction, fisher_direction, config.trpo.max_kl)
-        rates = step[blocks["rates"]]
+        weights, rates = step[blocks["weights"]], step[blocks["rates"]]
         residual = (damped(direction) - grad).norm() / grad.norm()
         print(
-            f"cg {iterations}: full step norm, weights {step[blocks['weights']].norm():.3e}, rates "
-            f"{rates.norm():.3e}; largest rate change {rates.abs().max():.3e}; "
+            f"cg {iterations}, damping {damping:.0e}: full step norm, weights {weights.norm():.3e}, "
+            f"rates {rates.norm():.3e}; largest rate change {rates.abs().max():.3e}; "
             f"relative residual {residual:.2e}; linear surrogate gain {float(grad @ step):.3e}"
         )
 
