@@ -54,6 +54,7 @@ def main() -> None:
     learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
     rng, gen = training_generators(args.seed)
     meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)
+    collector.close()  # its workers are not needed for the rest
     _, grad, fvp, _ = learner.linearize(meta_batch)
     total = learner.meta_parameters().numel()
     half = total // 2  # the rates mirror the weights entry for entry, after them
