@@ -86,6 +86,26 @@ def summarize(curve: Tensor) -> list[dict[str, float]]:
     return out
 
 
+def paired_difference(a: Tensor, b: Tensor) -> dict[str, float]:
+    """Mean, standard error and number of tasks ahead of ``a - b`` for ``a, b [N >= 2]`` on the same tasks.
+
+    The paired comparison: task difficulty cancels, so it is far tighter than two separate means.
+    """
+    if a.shape != b.shape or a.dim() != 1 or a.shape[0] < 2:
+        raise ValueError(
+            f"paired_difference needs two [N >= 2] tensors of one shape, got {tuple(a.shape)}, "
+            f"{tuple(b.shape)}"
+        )
+    diff = a.double() - b.double()
+    n = diff.shape[0]
+    return {
+        "mean": diff.mean().item(),
+        "stderr": diff.std().item() / math.sqrt(n),
+        "ahead": int((diff > 0).sum().item()),
+        "n": n,
+    }
+
+
 def _task_fields(task: Task) -> dict[str, Any]:
     return dataclasses.asdict(task) if dataclasses.is_dataclass(task) else {"task": repr(task)}
 
