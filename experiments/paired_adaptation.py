@@ -26,21 +26,15 @@ from metarl.evaluation import paired_difference, read_adaptation_csv, summarize
 MAX_GROUPS = 10
 
 
-def _csv_of(path: Path) -> Path:
-    return path / "adaptation.csv" if path.is_dir() else path
-
-
 def _fmt(d: dict) -> str:
     return f"{d['mean']:+.1f} ± {d['stderr']:.1f} ({d['ahead']} of {d['n']})"
 
 
 def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
     """The figures for ``paths`` (one or two adaptation files); ``ValueError`` with a one-line message."""
-    curves, tasks = read_adaptation_csv(_csv_of(paths[0]))
+    curves, tasks = read_adaptation_csv(paths[0])
     if method not in curves:
-        raise ValueError(
-            f"--method: {method!r} is not in {str(_csv_of(paths[0]))!r}; allowed: {sorted(curves)}"
-        )
+        raise ValueError(f"--method: {method!r} is not in {str(paths[0])!r}; allowed: {sorted(curves)}")
     main: Tensor = curves[method]
     steps = main.shape[1]
     out: dict = {
@@ -59,16 +53,14 @@ def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
         },
     }
     if len(paths) > 1:
-        second, second_tasks = read_adaptation_csv(_csv_of(paths[1]))
+        second, second_tasks = read_adaptation_csv(paths[1])
         if second_tasks != tasks:
             raise ValueError(
-                f"{str(_csv_of(paths[1]))!r} was evaluated on other tasks than {str(_csv_of(paths[0]))!r}: "
+                f"{str(paths[1])!r} was evaluated on other tasks than {str(paths[0])!r}: "
                 "evaluate both with the same --tasks and --seed"
             )
         if method not in second:
-            raise ValueError(
-                f"--method: {method!r} is not in {str(_csv_of(paths[1]))!r}; allowed: {sorted(second)}"
-            )
+            raise ValueError(f"--method: {method!r} is not in {str(paths[1])!r}; allowed: {sorted(second)}")
         other = second[method]
         out["minus_second"] = {
             "input": str(paths[1]),
@@ -82,16 +74,11 @@ def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
             raise ValueError(
                 f"--by: {by!r} has {len(values)} distinct values; allowed: fields with at most {MAX_GROUPS}"
             )
+        groups = {v: [i for i, t in enumerate(tasks) if t[by] == v] for v in values}
         out["by"] = {
             by: {
-                str(v): {
-                    "tasks": sum(t[by] == v for t in tasks),
-                    "mean": [
-                        main[[i for i, t in enumerate(tasks) if t[by] == v], k].double().mean().item()
-                        for k in range(steps)
-                    ],
-                }
-                for v in values
+                str(v): {"tasks": len(rows), "mean": main[rows].double().mean(dim=0).tolist()}
+                for v, rows in groups.items()
             }
         }
     return out

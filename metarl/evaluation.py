@@ -160,12 +160,14 @@ def write_adaptation_files(
 
 
 def read_adaptation_csv(path: str | Path) -> tuple[dict[str, Tensor], list[dict[str, float]]]:
-    """Read an ``adaptation.csv``: method -> ``[N, k + 1]`` returns, and the task fields of each task index.
+    """Read an ``adaptation.csv``, or the one in a folder: method -> ``[N, k + 1]`` returns, and task fields.
 
     Raises:
         ValueError: the file is missing or not in the long form :func:`write_adaptation_files` writes.
     """
     path = Path(path)
+    if path.is_dir():
+        path = path / "adaptation.csv"
     if not path.is_file():
         raise ValueError(f"--compare: {str(path)!r} does not exist (run metarl evaluate on that run first)")
     with path.open(newline="") as handle:
