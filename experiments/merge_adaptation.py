@@ -17,11 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from metarl.evaluation import read_adaptation_csv, same_tasks, write_adaptation_files
-
-
-def _csv_of(path: Path) -> Path:
-    return path / "adaptation.csv" if path.is_dir() else path
+from metarl.evaluation import adaptation_csv_path, read_adaptation_csv, same_tasks, write_adaptation_files
 
 
 def merge(paths: list[Path], out_dir: Path) -> dict:
@@ -29,15 +25,15 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
     curves: dict = {}
     tasks = None
     for path in paths:
-        csv_path = _csv_of(path)
+        csv_path = adaptation_csv_path(path)
         other_curves, task_fields = read_adaptation_csv(csv_path)
         if tasks is None:  # the first input's tasks, as objects with its task fields
             task_type = dataclasses.make_dataclass("Task", [(f, float) for f in task_fields[0]])
             tasks = [task_type(**fields) for fields in task_fields]
         elif not same_tasks(task_fields, tasks):
             raise ValueError(
-                f"{str(csv_path)!r} was evaluated on other tasks than {str(_csv_of(paths[0]))!r}: "
-                "evaluate both with the same --tasks and --seed"
+                f"{str(csv_path)!r} was evaluated on other tasks than "
+                f"{str(adaptation_csv_path(paths[0]))!r}: evaluate both with the same --tasks and --seed"
             )
         for method, curve in other_curves.items():
             curves.setdefault(method, curve)
@@ -46,7 +42,7 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
         raise ValueError(f"the inputs have different numbers of inner steps ({sorted(steps)}); allowed: one")
     meta: dict = {}
     for path in paths:  # env id, seed, step sizes, ...: the first input's, then what only later ones hold
-        json_path = _csv_of(path).with_name("adaptation.json")
+        json_path = adaptation_csv_path(path).with_name("adaptation.json")
         if json_path.is_file():
             for key, value in json.loads(json_path.read_text()).items():
                 if key not in ("methods", "num_tasks"):

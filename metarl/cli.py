@@ -470,9 +470,9 @@ FINE_TUNE_STEP_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def _read_compared(path: Path) -> tuple[str, dict, list]:
-    from metarl.evaluation import read_adaptation_csv
+    from metarl.evaluation import adaptation_csv_path, read_adaptation_csv
 
-    csv_path = path / "adaptation.csv" if path.is_dir() else path
+    csv_path = adaptation_csv_path(path)
     try:
         curves, tasks = read_adaptation_csv(csv_path)
     except ValueError as exc:

@@ -159,15 +159,19 @@ def write_adaptation_files(
     return summary
 
 
+def adaptation_csv_path(path: str | Path) -> Path:
+    """``path`` itself, or the ``adaptation.csv`` inside it when it is a folder."""
+    path = Path(path)
+    return path / "adaptation.csv" if path.is_dir() else path
+
+
 def read_adaptation_csv(path: str | Path) -> tuple[dict[str, Tensor], list[dict[str, float]]]:
     """Read an ``adaptation.csv``, or the one in a folder: method -> ``[N, k + 1]`` returns, and task fields.
 
     Raises:
         ValueError: the file is missing or not in the long form :func:`write_adaptation_files` writes.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "adaptation.csv"
+    path = adaptation_csv_path(path)
     if not path.is_file():
         raise ValueError(f"--compare: {str(path)!r} does not exist (run metarl evaluate on that run first)")
     with path.open(newline="") as handle:
