@@ -19,6 +19,11 @@ both.
 With ``inner.learn_step_size`` (Meta-SGD, Li et al. 2017, arXiv:1707.09835) every policy parameter entry has
 its own inner step size, initialised to ``inner.step_size``; ``theta`` is then ``[policy parameters; step
 sizes]`` (``2P``), and TRPO updates both under the same KL limit on the adapted policy.
+
+With ``inner.estimator: lvc`` the inner loss is ProMP's low-variance curvature form (Rothfuss et al. 2018,
+arXiv:1810.06784): the inner step is unchanged, but its Jacobian, and so the meta-gradient and the Fisher
+through it, gains the term ``alpha * mean_t A_t grad log pi_t grad log pi_t^T`` that the paper's estimator
+leaves out (:func:`policy_gradient_loss`).
 """
 
 from __future__ import annotations
@@ -90,11 +95,24 @@ def grown_fraction(
     return min(1.0, 2.0 * fraction), []
 
 
-def policy_gradient_loss(policy: GaussianMLPPolicy, params: Params, data: PGData) -> Tensor:
-    """The inner (REINFORCE) loss ``-mean_t log pi(a_t|s_t) A_t`` over the real steps of one task."""
+def policy_gradient_loss(
+    policy: GaussianMLPPolicy, params: Params, data: PGData, estimator: str = "reinforce"
+) -> Tensor:
+    """The inner policy-gradient loss of one task, a mean over its real steps.
+
+    ``reinforce``: ``-mean_t log pi(a_t|s_t) A_t`` (the paper). ``lvc``: ``-mean_t r_t A_t`` with
+    ``r_t = exp(log pi - stop_grad(log pi)) = 1`` (ProMP's low-variance curvature, arXiv:1810.06784).
+    Both have the same gradient, so the inner step is the same; their Hessians differ by
+    ``-mean_t A_t grad log pi_t grad log pi_t^T``, the score-function term that the reinforce form drops
+    when the meta-gradient differentiates the inner step (the support episodes' distribution depends on
+    ``theta``).
+    """
     observations, actions, advantages, mask = data
     mean, log_std = functional_call(policy, params, (observations,))
-    return -masked_mean(gaussian_log_prob(mean, log_std, actions) * advantages, mask)
+    log_prob = gaussian_log_prob(mean, log_std, actions)
+    if estimator == "lvc":
+        return -masked_mean(torch.exp(log_prob - log_prob.detach()) * advantages, mask)
+    return -masked_mean(log_prob * advantages, mask)
 
 
 def adapt_flat(
@@ -106,6 +124,7 @@ def adapt_flat(
     step_sizes: tuple[float, ...],
     first_order: bool,
     learned: bool = False,
+    estimator: str = "reinforce",
 ) -> Tensor:
     """One task's adapted parameters ``[P]`` as a function of the meta-parameters ``theta``.
 
@@ -119,8 +138,10 @@ def adapt_flat(
         first_order: detach the inner gradients (then the Jacobian of this map is the identity, up to the
             learned step sizes, which stay differentiable).
         learned: take every step with the learned per-entry step sizes in ``theta``.
+        estimator: the inner loss's form, ``reinforce`` or ``lvc`` (:func:`policy_gradient_loss`): the same
+            adapted parameters, different derivatives of them with respect to ``theta``.
     """
-    loss_fn = functools.partial(policy_gradient_loss, policy)
+    loss_fn = functools.partial(policy_gradient_loss, policy, estimator=estimator)
     size = sum(p.numel() for p in like.values())
     params = unflatten_params(theta[:size], like)
     rates: tuple[StepSize, ...] = step_sizes
@@ -167,6 +188,7 @@ def task_outer_loss(
     step_sizes: tuple[float, ...],
     first_order: bool,
     learned: bool = False,
+    estimator: str = "reinforce",
 ) -> tuple[Tensor, Tensor]:
     """Negative query surrogate and mean KL of one task's adapted policy, as functions of ``theta``.
 
@@ -181,6 +203,7 @@ def task_outer_loss(
         step_sizes=step_sizes,
         first_order=first_order,
         learned=learned,
+        estimator=estimator,
     )
     mean, log_std = policy_outputs(adapted, query[0], policy=policy, like=like)
     return surrogate_and_kl(mean, log_std, query, old_mean, old_log_std)
@@ -410,6 +433,7 @@ class MAMLTRPO:
                 step_sizes=(self.inner.step_size,) * len(supports),
                 first_order=self.inner.first_order,
                 learned=self.step_sizes is not None,
+                estimator=self.inner.estimator,
             ),
             (None, 0),
             self.trpo.vectorize,
@@ -427,6 +451,7 @@ class MAMLTRPO:
             step_sizes=(self.inner.step_size,) * len(supports),
             first_order=self.inner.first_order,
             learned=self.step_sizes is not None,
+            estimator=self.inner.estimator,
         )
         mapped = map_tasks(per_task, (None, 0, 0, 0, 0), self.trpo.vectorize)
 

@@ -62,6 +62,10 @@ class InnerConfig:
             (Meta-SGD, arXiv:1707.09835); for meta-RL, TRPO updates them with the policy (method maml).
         adapt: few-shot only: ``all`` parameters adapt (MAML), or only the ``head``, the last linear layer
             (ANIL, arXiv:1909.09157).
+        estimator: meta-RL only: the inner policy-gradient loss. ``reinforce`` (the paper's
+            ``-log pi(a|s) A``) or ``lvc`` (ProMP's low-variance curvature, arXiv:1810.06784:
+            ``-pi(a|s) / stop_grad(pi(a|s)) A``): the same inner step, but differentiating it again also
+            counts how the support episodes' distribution depends on the meta-parameters.
     """
 
     steps: int = 1
@@ -69,6 +73,7 @@ class InnerConfig:
     first_order: bool = False
     learn_step_size: bool = False
     adapt: str = "all"
+    estimator: str = "reinforce"
 
 
 @dataclass
@@ -413,6 +418,7 @@ _RULES: list[tuple[str, typing.Callable[[Any], bool], str]] = [
     ("oracle.gae_lambda", lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     ("oracle.clip_range", lambda v: v > 0, "a number > 0"),
     ("inner.adapt", lambda v: v in ("all", "head"), "all (MAML) or head (ANIL)"),
+    ("inner.estimator", lambda v: v in ("reinforce", "lvc"), "reinforce (the paper) or lvc (ProMP)"),
     ("meta.learning_rate", lambda v: v > 0, "a number > 0"),
     (
         "meta.batching",
@@ -537,6 +543,16 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f"inner.adapt: got {config.inner.adapt!r} for meta-RL; 'head' (ANIL) is for few-shot runs, "
             "meta-RL adapts all parameters ('all')"
+        )
+    if config.is_fewshot and config.inner.estimator != "reinforce":
+        raise ConfigError(
+            f"inner.estimator: got {config.inner.estimator!r} for a few-shot run; the estimator of the inner "
+            "policy gradient is for meta-RL, few-shot runs take 'reinforce' (the default)"
+        )
+    if not config.is_fewshot and config.inner.estimator != "reinforce" and config.method != "maml":
+        raise ConfigError(
+            f"inner.estimator: {config.inner.estimator!r} with method {config.method!r}; the estimator only "
+            "changes the meta-gradient through the inner step, which method maml alone takes"
         )
     if not config.is_fewshot and config.inner.learn_step_size and config.method != "maml":
         raise ConfigError(

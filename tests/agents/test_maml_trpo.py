@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import agents.maml_trpo as maml_trpo
-from agents.maml_trpo import MAMLTRPO, grown_fraction
-from agents.policies import GaussianMLPPolicy
+from agents.maml_trpo import MAMLTRPO, grown_fraction, tree_index
+from agents.policies import GaussianMLPPolicy, gaussian_log_prob
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.types import EpisodeBatch, MetaBatch
 
@@ -39,10 +39,17 @@ def make_learner(
     device: str = "cpu",
     fisher_subsample: float = 1.0,
     learn_step_size: bool = False,
+    estimator: str = "reinforce",
 ) -> MAMLTRPO:
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(D, A, (5,), "tanh").double()
-    inner = InnerConfig(steps=steps, step_size=0.3, first_order=first_order, learn_step_size=learn_step_size)
+    inner = InnerConfig(
+        steps=steps,
+        step_size=0.3,
+        first_order=first_order,
+        learn_step_size=learn_step_size,
+        estimator=estimator,
+    )
     trpo = TRPOConfig(
         vectorize=vectorize,
         max_kl=0.05,
@@ -161,24 +168,76 @@ def test_adapt_is_the_inner_step_of_the_objective() -> None:
 
 
 @pytest.mark.parametrize(
-    ("first_order", "vectorize", "steps"),
-    [(False, True, 1), (False, False, 1), (False, True, 2), (True, True, 1)],
+    ("first_order", "vectorize", "steps", "estimator"),
+    [
+        (False, True, 1, "reinforce"),
+        (False, False, 1, "reinforce"),
+        (False, True, 2, "reinforce"),
+        (True, True, 1, "reinforce"),
+        (False, True, 1, "lvc"),
+        (False, False, 2, "lvc"),
+    ],
 )
-def test_jfj_fisher_product_equals_double_backprop(first_order: bool, vectorize: bool, steps: int) -> None:
+def test_jfj_fisher_product_equals_double_backprop(
+    first_order: bool, vectorize: bool, steps: int, estimator: str
+) -> None:
     """J^T F J (Jacobian of the adaptation, Fisher of the adapted policy) is the KL's Hessian at theta."""
     mb = meta_batch(steps)
     v = torch.randn(sum(p.numel() for p in make_learner().policy.parameters()), dtype=torch.float64)
     products, grads = [], []
     for fisher in ("jfj", "double_backprop"):
-        learner = make_learner(first_order, vectorize, steps, fisher_product=fisher)
+        learner = make_learner(first_order, vectorize, steps, fisher_product=fisher, estimator=estimator)
         _, grad, fvp, _ = learner.linearize(mb)
         products.append(fvp(v))
         grads.append(grad)
     torch.testing.assert_close(products[0], products[1], rtol=1e-9, atol=1e-12)
     assert products[0].norm() > 0
     # the gradient from the shared reverse pass is the direct meta-gradient
-    torch.testing.assert_close(grads[0], make_learner(first_order, vectorize, steps).meta_gradient(mb))
+    direct = make_learner(first_order, vectorize, steps, estimator=estimator).meta_gradient(mb)
+    torch.testing.assert_close(grads[0], direct)
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_lvc_keeps_the_inner_step_and_adds_the_score_term_to_the_meta_gradient() -> None:
+    """ProMP's LVC: same adapted policy; meta-gradient minus the paper's = mean_i alpha S_i v_i.
+
+    ``S_i = mean_t A_t grad log pi_t grad log pi_t^T`` over task i's support steps and ``v_i`` the query
+    loss's gradient at the adapted parameters, since ``J_lvc = I - alpha (H - S) = J + alpha S``.
+    """
+    mb = meta_batch()
+    paper, lvc = make_learner(), make_learner(estimator="lvc")
+    objective_paper, theta = paper.meta_objective(mb)
+    objective_lvc, _ = lvc.meta_objective(mb)
+    for point in (theta, theta + 0.1 * torch.randn(theta.shape, dtype=theta.dtype)):
+        torch.testing.assert_close(objective_lvc(point)[0], objective_paper(point)[0], rtol=1e-12, atol=1e-12)
+    supports, query, theta, like = paper._prepare(mb)
+    (observations, actions, advantages, mask) = supports[0]
+    alpha = paper.inner.step_size
+    expected = torch.zeros_like(theta)
+    for i in range(N):
+        adapted = maml_trpo.adapt_flat(
+            theta, tuple(tree_index(d, i) for d in supports), policy=paper.policy, like=like,
+            step_sizes=(alpha,), first_order=False,
+        )  # fmt: skip
+        outputs = maml_trpo.policy_outputs(adapted, query[0][i], policy=paper.policy, like=like)
+        old = tuple(t.detach() for t in outputs)
+
+        def query_loss(a, i=i, old=old):
+            out = maml_trpo.policy_outputs(a, query[0][i], policy=paper.policy, like=like)
+            return maml_trpo.surrogate_and_kl(*out, tree_index(query, i), *old)[0]
+
+        def log_probs(t, i=i):
+            out = maml_trpo.policy_outputs(t, observations[i], policy=paper.policy, like=like)
+            return gaussian_log_prob(*out, actions[i])  # [T, E]
+
+        v = torch.func.grad(query_loss)(adapted)
+        scores = torch.func.jacrev(log_probs)(theta)  # [T, E, P]
+        weights = advantages[i] * mask[i] / mask[i].sum()
+        curvature = torch.einsum("te,tep,teq->pq", weights, scores, scores)
+        expected += alpha * curvature @ v / N
+    difference = lvc.meta_gradient(mb) - paper.meta_gradient(mb)
+    torch.testing.assert_close(difference, expected, rtol=1e-8, atol=1e-12)
+    assert difference.norm() > 1e-3 * paper.meta_gradient(mb).norm()
 
 
 def test_jfj_product_is_symmetric_positive_semidefinite() -> None:

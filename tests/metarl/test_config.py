@@ -134,6 +134,7 @@ def test_list_of_ints_accepted():
         ("evaluation.episodes", 1),
         ("seed", -1),
         ("logging.checkpoint_every", 0),
+        ("inner.estimator", "dice"),
     ],
 )
 def test_out_of_range_raises_with_field_and_value(path, value):
@@ -254,6 +255,14 @@ def test_suspicious_values_warn_with_the_numbers(override: str, text: str) -> No
 def test_evaluation_step_sizes_default_to_alpha_then_half(evaluation: dict, expected: list[float]) -> None:
     config = config_from_dict({"inner": {"step_size": 0.1}, "evaluation": {"steps": 3, **evaluation}})
     assert config.evaluation_step_sizes == pytest.approx(expected)
+
+
+def test_lvc_estimator_is_for_meta_rl_maml_only() -> None:
+    assert config_from_dict({"inner": {"estimator": "lvc"}}).inner.estimator == "lvc"
+    with pytest.raises(ConfigError, match=r"^inner\.estimator: got 'lvc' for a few-shot run; .* 'reinforce'"):
+        config_from_dict({"data": {"dataset": "sinusoid"}, "inner": {"estimator": "lvc"}})
+    with pytest.raises(ConfigError, match=r"^inner\.estimator: 'lvc' with method 'pretrained'; .*maml"):
+        config_from_dict({"method": "pretrained", "inner": {"estimator": "lvc"}})
 
 
 def test_fewshot_sections_are_strict_and_name_the_method() -> None:
