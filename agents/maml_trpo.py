@@ -21,7 +21,8 @@ its own inner step size, initialised to ``inner.step_size``; ``theta`` is then `
 sizes]`` (``2P``), and TRPO updates both under the same KL limit on the adapted policy.
 
 With ``inner.estimator: lvc`` the inner loss is ProMP's low-variance curvature form (Rothfuss et al. 2018,
-arXiv:1810.06784): the inner step is unchanged, but its Jacobian, and so the meta-gradient and the Fisher
+arXiv:1810.06784), importance-weighted against the policy that collected the support episodes: the inner
+step at the current ``theta`` is unchanged, but its Jacobian, and so the meta-gradient and the Fisher
 through it, gains the term ``alpha * mean_t A_t grad log pi_t grad log pi_t^T`` that the paper's estimator
 leaves out (:func:`policy_gradient_loss`).
 """
@@ -66,6 +67,8 @@ from metarl.types import EpisodeBatch, MetaBatch, Task
 
 #: ``(observations [T, E, D], actions [T, E, A], advantages [T, E], mask [T, E])`` of one task
 PGData = tuple[Tensor, Tensor, Tensor, Tensor]
+#: :data:`PGData` and the log-probabilities ``[T, E]`` of the actions under the policy that took them
+LVCData = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 #: key prefix of the learned step sizes in :meth:`MAMLTRPO.state_dict`
 STEP_SIZE_PREFIX = "step_size."
 #: key prefix of the TRPO state in :meth:`MAMLTRPO.state_dict` (the grown Fisher subsample)
@@ -96,23 +99,55 @@ def grown_fraction(
 
 
 def policy_gradient_loss(
-    policy: GaussianMLPPolicy, params: Params, data: PGData, estimator: str = "reinforce"
+    policy: GaussianMLPPolicy, params: Params, data: PGData | LVCData, estimator: str = "reinforce"
 ) -> Tensor:
     """The inner policy-gradient loss of one task, a mean over its real steps.
 
-    ``reinforce``: ``-mean_t log pi(a_t|s_t) A_t`` (the paper). ``lvc``: ``-mean_t r_t A_t`` with
-    ``r_t = exp(log pi - stop_grad(log pi)) = 1`` (ProMP's low-variance curvature, arXiv:1810.06784).
-    Both have the same gradient, so the inner step is the same; their Hessians differ by
+    ``reinforce`` (``data`` a :data:`PGData`): ``-mean_t log pi(a_t|s_t) A_t``, the paper's.
+    ``lvc`` (``data`` a :data:`LVCData`): ``-mean_t pi(a_t|s_t) / pi_b(a_t|s_t) A_t`` with ``pi_b`` the policy
+    that collected the episodes (ProMP's low-variance curvature, arXiv:1810.06784). At ``pi = pi_b`` both
+    have the same gradient, so the inner step is the same there; their Hessians differ by
     ``-mean_t A_t grad log pi_t grad log pi_t^T``, the score-function term that the reinforce form drops
     when the meta-gradient differentiates the inner step (the support episodes' distribution depends on
-    ``theta``).
+    ``theta``). Away from ``pi_b`` (in the line search) the ratio reweights the episodes, so the objective
+    that TRPO's line search evaluates is the one whose gradient and Fisher the step was built from.
     """
-    observations, actions, advantages, mask = data
+    observations, actions, advantages, mask = data[:4]
     mean, log_std = functional_call(policy, params, (observations,))
     log_prob = gaussian_log_prob(mean, log_std, actions)
     if estimator == "lvc":
-        return -masked_mean(torch.exp(log_prob - log_prob.detach()) * advantages, mask)
+        return -masked_mean(torch.exp(log_prob - data[4]) * advantages, mask)
     return -masked_mean(log_prob * advantages, mask)
+
+
+def behaviour_log_probs(
+    theta: Tensor,
+    supports: tuple[PGData, ...],
+    *,
+    policy: GaussianMLPPolicy,
+    like: Params,
+    step_sizes: tuple[float, ...],
+    learned: bool = False,
+) -> tuple[Tensor, ...]:
+    """One task's ``log pi_b(a|s) [T, E]`` for each support set, ``pi_b`` the policy that collected it.
+
+    That is ``theta`` for the first set and ``theta`` adapted by the steps before it for the others;
+    arguments as in :func:`adapt_flat` (the adapted values do not depend on the estimator at ``theta``).
+    """
+    out = []
+    for k, (observations, actions, _, _) in enumerate(supports):
+        params = adapt_flat(
+            theta,
+            supports[:k],
+            policy=policy,
+            like=like,
+            step_sizes=step_sizes[:k],
+            first_order=True,
+            learned=learned,
+        )
+        mean, log_std = policy_outputs(params, observations, policy=policy, like=like)
+        out.append(gaussian_log_prob(mean, log_std, actions))
+    return tuple(out)
 
 
 def adapt_flat(
@@ -131,15 +166,15 @@ def adapt_flat(
     Args:
         theta: flat meta-parameters ``[P]``, or ``[2P]`` (parameters, then one step size per entry) if
             ``learned``.
-        supports: one :data:`PGData` per inner step.
+        supports: one :data:`PGData` per inner step (:data:`LVCData` with ``estimator`` lvc).
         policy: the module evaluated functionally.
         like: a parameter dict giving names and shapes of the policy's parameters.
         step_sizes: one inner step size per support set (unused if ``learned``).
         first_order: detach the inner gradients (then the Jacobian of this map is the identity, up to the
             learned step sizes, which stay differentiable).
         learned: take every step with the learned per-entry step sizes in ``theta``.
-        estimator: the inner loss's form, ``reinforce`` or ``lvc`` (:func:`policy_gradient_loss`): the same
-            adapted parameters, different derivatives of them with respect to ``theta``.
+        estimator: the inner loss's form, ``reinforce`` or ``lvc`` (:func:`policy_gradient_loss`): at the
+            ``theta`` that collected the supports, the same adapted parameters with different derivatives.
     """
     loss_fn = functools.partial(policy_gradient_loss, policy, estimator=estimator)
     size = sum(p.numel() for p in like.values())
@@ -462,13 +497,33 @@ class MAMLTRPO:
         return objective
 
     def _prepare(self, meta_batch: MetaBatch) -> tuple[tuple[PGData, ...], PGData, Tensor, Params]:
-        """Advantages for every support and query batch, on the meta-update device, and ``theta [P]``."""
+        """Advantages for every support and query batch, on the meta-update device, and ``theta [P]``.
+
+        With ``inner.estimator: lvc`` each support set is an :data:`LVCData`, with the log-probabilities of
+        the policy that collected it (:func:`behaviour_log_probs`).
+        """
         supports = tuple(_to(self.pg_data(b), self.device) for b in meta_batch.support)
         query = _to(self.pg_data(meta_batch.query), self.device)
         if not all(torch.isfinite(data[2]).all() for data in (*supports, query)):
             raise NonFiniteError("advantages")
         like = {k: v.detach().to(self.device) for k, v in self.policy.named_parameters()}
-        return supports, query, self.meta_parameters().to(self.device), like
+        theta = self.meta_parameters().to(self.device)
+        if self.inner.estimator == "lvc" and supports:
+            behaviour = map_tasks(
+                functools.partial(
+                    behaviour_log_probs,
+                    policy=self.policy,
+                    like=like,
+                    step_sizes=(self.inner.step_size,) * len(supports),
+                    learned=self.step_sizes is not None,
+                ),
+                (None, 0),
+                self.trpo.vectorize,
+            )
+            with torch.no_grad():
+                log_probs = behaviour(theta, supports)
+            supports = tuple((*data, lp.detach()) for data, lp in zip(supports, log_probs, strict=True))
+        return supports, query, theta, like
 
     def meta_objective(
         self, meta_batch: MetaBatch

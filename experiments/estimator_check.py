@@ -5,8 +5,8 @@ paper's estimator (``reinforce``) and ``lvc``, prints:
 
 - the meta-gradient's norm, and its cosine between the two halves of the tasks (how much of it is signal:
   two independent estimates of the same expected gradient);
-- the TRPO step (conjugate gradient with the exact Fisher, scaled to ``max_kl``): its surrogate gain and KL
-  on the sampled meta-batch.
+- the TRPO step (conjugate gradient with the exact Fisher, scaled to ``max_kl``): its length, and its
+  surrogate gain and KL on the sampled meta-batch.
 
 Then the cosine between the two estimators' gradients and steps, and the split-half cosine of their
 difference, the score-function term ``alpha * mean_t A_t grad log pi grad log pi^T v`` that ``lvc`` adds.
@@ -88,7 +88,8 @@ def main() -> None:
         half_grads[estimator] = [learner.meta_gradient(h) for h in halves]
         print(
             f"{estimator:10s} gradient norm {grads[estimator].norm():.4f}, split-half cosine "
-            f"{cosine(*half_grads[estimator]):.3f}; full step: surrogate gain {gain:.5f}, KL {kl:.5f}",
+            f"{cosine(*half_grads[estimator]):.3f}; full step: norm {steps[estimator].norm():.4f}, "
+            f"surrogate gain {gain:.5f}, KL {kl:.5f}",
             flush=True,
         )
     term = [lvc - paper for lvc, paper in zip(half_grads["lvc"], half_grads["reinforce"], strict=True)]
