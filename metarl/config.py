@@ -64,8 +64,9 @@ class InnerConfig:
             (ANIL, arXiv:1909.09157).
         estimator: meta-RL only: the inner policy-gradient loss. ``reinforce`` (the paper's
             ``-log pi(a|s) A``) or ``lvc`` (ProMP's low-variance curvature, arXiv:1810.06784:
-            ``-pi(a|s) / stop_grad(pi(a|s)) A``): the same inner step, but differentiating it again also
-            counts how the support episodes' distribution depends on the meta-parameters.
+            ``-pi(a|s) / pi_b(a|s) A``, ``pi_b`` the policy that collected the episodes): the same inner
+            step, but differentiating it again also counts how the support episodes' distribution depends
+            on the meta-parameters.
     """
 
     steps: int = 1
