@@ -79,8 +79,10 @@ def plane_frames(episodes: list[Episode], task: Task, size: int) -> list[np.ndar
     points = np.concatenate([e.observations for e in episodes] + [np.array(goal).reshape(-1, 2)])
     centre, half = (points.min(0) + points.max(0)) / 2, max(np.ptp(points, axis=0).max() / 2, 0.1) * 1.1
     fig = Figure(figsize=(size / 100, size / 100), dpi=100)
-    canvas, fontsize = FigureCanvasAgg(fig), max(6.0, size / 30)
-    header = (len(episodes) + 1) * fontsize * 1.9 / size  # 1.9 px per point and line at 100 dpi
+    # one header line per episode and the task's, 1.9 px per point at 100 dpi; at most 40% of a small frame
+    lines_px = (len(episodes) + 1) * 1.9
+    canvas, fontsize = FigureCanvasAgg(fig), min(max(6.0, size / 30), 0.4 * size / lines_px)
+    header = lines_px * fontsize / size
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - header))
     ax.set(xlim=centre[0] + (-half, half), ylim=centre[1] + (-half, half), aspect="equal")
     ax.tick_params(labelbottom=False, labelleft=False, length=0)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import imageio.v3 as iio
 import pytest
 
+import envs  # noqa: F401  (registers the ids)
+from metarl import render
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
+from metarl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "experiments" / "pretrained").glob("*/policy.pt"))
@@ -25,6 +30,29 @@ def test_shipped_policy_loads_and_adapts(path: Path, tmp_path: Path) -> None:
     assert main(args) == 0
     rows = json.loads((out / "adaptation.json").read_text())["methods"]["maml"]
     assert rows[1]["mean"] > rows[0]["mean"], "one inner step should improve the return of a trained policy"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.parent.name for p in SHIPPED])
+def test_shipped_policy_renders_before_and_after_one_step(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metarl render` works on every shipped policy right after install: a GIF, one frame per env step.
+
+    The task is the upper end of each of the env's task ranges, which is inside the distribution.
+    """
+    try:
+        render.choose_gl_backend()
+    except ConfigError as exc:
+        pytest.skip(f"no off-screen OpenGL here: {exc}")
+    monkeypatch.chdir(tmp_path)  # MuJoCo may write MUJOCO_LOG.TXT into the working directory
+    env = gym.make(load_checkpoint(path)["config"]["env"]["id"])
+    task = ",".join(f"{field}={high:g}" for field, (_, high) in env.unwrapped.task_ranges.items())
+    env.close()
+    out = tmp_path / "rollout.gif"
+    args = ["render", str(path), "--task", task, "--steps", "0,1", "--episodes", "2", "--horizon", "4"]
+    assert main([*args, "--size", "32", "--out", str(out)]) == 0
+    frames = iio.imread(out, index=None)
+    assert frames.shape[0] == 4 and frames.shape[1] == 32 and frames.std() > 0
 
 
 @pytest.mark.parametrize("path", SHIPPED_FEWSHOT, ids=[p.parent.name for p in SHIPPED_FEWSHOT])
