@@ -106,3 +106,15 @@ def omniglot_writer():
 def miniimagenet_writer():
     """:func:`write_miniimagenet`, for tests that need their own (often broken) folder."""
     return write_miniimagenet
+
+
+@pytest.fixture
+def gl() -> str:
+    """The off-screen OpenGL backend ``metarl render`` picks; skips the test where none works."""
+    from metarl import render
+    from metarl.errors import ConfigError
+
+    try:
+        return render.choose_gl_backend()
+    except ConfigError as exc:
+        pytest.skip(f"no off-screen OpenGL here: {exc}")

@@ -52,14 +52,6 @@ def in_tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture
-def gl() -> str:
-    try:
-        return render.choose_gl_backend()
-    except ConfigError as exc:
-        pytest.skip(f"no off-screen OpenGL here: {exc}")
-
-
 def gif_frames(path: Path):
     return iio.imread(path, index=None)
 
