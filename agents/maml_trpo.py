@@ -41,6 +41,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from agents.baselines import LinearFeatureBaseline
+from agents.mlp_curvature import ClosedFormMetaUpdate, closed_form_supported, mlp_layout
 from agents.policies import (
     GaussianMLPPolicy,
     TaskPolicy,
@@ -558,9 +559,13 @@ class MAMLTRPO:
         where TRPO uses it: the KL's Hessian also has a term with the adaptation's second derivative
         times the KL's gradient, and that gradient is zero at the current parameters. The gradient reuses
         the same reverse pass. ``double_backprop`` differentiates the KL's gradient through the adaptation
-        again (about twice the work; the reference).
+        again (about twice the work; the reference). ``closed_form`` computes the same gradient, ``J^T F' J``
+        and line-search objective from the Gaussian MLP's layers written out (:mod:`agents.mlp_curvature`;
+        at most one inner step).
         """
         supports, query, theta, like = self._prepare(meta_batch)
+        if self.trpo.fisher_product == "closed_form":
+            return self._closed_form(supports, query, theta, like)
         adapt, outputs = self._task_maps(supports, query[0], like)
         adapted, vjp_adapt = torch.func.vjp(adapt, theta)
         (mean, log_std), vjp_outputs = torch.func.vjp(outputs, adapted)
@@ -585,6 +590,21 @@ class MAMLTRPO:
                 return fvp_fn(v)[0]
 
         return loss, grad.detach(), fvp, objective
+
+    def _closed_form(self, supports, query, theta, like):
+        """:meth:`linearize` by :class:`agents.mlp_curvature.ClosedFormMetaUpdate` (no autograd graph)."""
+        layout = mlp_layout(self.policy)
+        why = closed_form_supported(
+            self.policy, len(supports), self.step_sizes is not None, self.inner.estimator
+        )
+        if layout is None or why is not None:
+            raise ValueError(f"trpo.fisher_product: closed_form does not apply: {why}; use jfj")
+        keep = max(1, math.ceil(self.fisher_subsample * query[0].shape[0]))
+        with torch.no_grad():
+            update = ClosedFormMetaUpdate(
+                layout, theta, supports, query, self.inner.step_size, self.inner.first_order, keep
+            )
+        return update.loss, update.grad, update.fisher_vector_product, update.objective
 
     def _jfj_product(self, supports, query, theta, like, full, old) -> Callable[[Tensor], Tensor]:
         """``v -> mean_i J_i^T F'_i J_i v`` over the first :attr:`fisher_subsample` of the tasks.

@@ -161,6 +161,8 @@ FISHER_VARIANTS: dict[str, tuple[str, float]] = {
     "jfj": ("jfj", 1.0),
     "double_backprop": ("double_backprop", 1.0),
     "jfj_subsample_0.25": ("jfj", 0.25),  # a quarter of the tasks, each exact
+    "closed_form": ("closed_form", 1.0),  # jfj's numbers, the MLP's derivatives written out
+    "closed_form_subsample_0.5": ("closed_form", 0.5),
 }
 
 

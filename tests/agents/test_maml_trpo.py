@@ -266,9 +266,11 @@ def test_trpo_step_is_the_same_with_either_fisher_product() -> None:
 @pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device here: the CUDA meta-update is not run"
 )
-def test_meta_update_on_cuda_equals_cpu() -> None:
+@pytest.mark.parametrize("fisher_product", ["jfj", "closed_form"])
+def test_meta_update_on_cuda_equals_cpu(fisher_product: str) -> None:
     mb = meta_batch()
-    cpu, cuda = make_learner(), make_learner(device="cuda")
+    cpu = make_learner(fisher_product=fisher_product)
+    cuda = make_learner(device="cuda", fisher_product=fisher_product)
     cpu.step(mb)
     cuda.step(mb)
     for p_cpu, p_cuda in zip(cpu.policy.parameters(), cuda.policy.parameters(), strict=True):

@@ -125,7 +125,19 @@ BAD = [
     ),
     (
         ["train", "experiments/navigation2d-quick.yaml", "--set", "trpo.fisher_product=hessian"],
-        "trpo.fisher_product: got 'hessian', expected one of jfj, double_backprop",
+        "trpo.fisher_product: got 'hessian', expected one of jfj, double_backprop, closed_form",
+    ),
+    (
+        [
+            "train",
+            "experiments/navigation2d-quick.yaml",
+            "--set",
+            "trpo.fisher_product=closed_form",
+            "--set",
+            "inner.steps=2",
+        ],
+        "trpo.fisher_product: closed_form covers one inner step of the paper's estimator with fixed step "
+        "sizes, not inner.steps 2 (at most 1); use jfj",
     ),
     (
         ["train", "experiments/navigation2d-quick.yaml", "--set", "trpo.fisher_subsample=0"],
