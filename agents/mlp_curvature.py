@@ -114,8 +114,25 @@ class Forward:
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``x W^T + b`` for ``x [C, n, in]``, ``W [out, in]`` (shared) or ``[C, out, in]``, ``b`` alike."""
-    return torch.matmul(x, weight.transpose(-1, -2)) + bias.unsqueeze(-2)
+    """``x W^T + b`` for ``x [C, n, in]``, ``W [out, in]`` (shared) or ``[C, out, in]``, ``b`` alike.
+
+    One BLAS call with the bias as its addend (no separate pass over ``[C, n, out]``).
+    """
+    if weight.dim() == 2:
+        flat = torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.T)
+        return flat.view(*x.shape[:-1], weight.shape[0])
+    return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
+
+
+def _add_matmul_(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``out += a @ b`` in place, ``a [C, n, k]``, ``b [k, m]`` (shared) or ``[C, k, m]``; returns ``out``.
+
+    BLAS accumulates into ``out`` (beta = 1), so the sum costs no pass of its own and no new tensor.
+    """
+    if b.dim() == 2:
+        out.view(-1, out.shape[-1]).addmm_(a.reshape(-1, a.shape[-1]), b)
+        return out
+    return out.baddbmm_(a, b)
 
 
 def activation_slopes(z: Tensor, activation: str) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -150,23 +167,28 @@ def mlp_forward(
 
 def mlp_jvp(
     fwd: Forward, weights: tuple[Tensor, ...], d_weights: tuple[Tensor, ...], d_biases: tuple[Tensor, ...]
-) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor | None, ...]]:
+) -> tuple[Tensor, tuple[Tensor | None, ...], tuple[Tensor | None, ...]]:
     """Forward-mode tangent of the mean along a parameter tangent (the R-operator's forward pass).
 
     Returns:
         ``(R mean [C, n, A], R z_l of the hidden layers, R x_l of every layer's input)``; ``R x_0`` is None
-        (the observations do not depend on the parameters).
+        (the observations do not depend on the parameters), and so is ``R z_l`` where ``act''`` is zero
+        (ReLU: no product needs it, and its memory becomes ``R x_{l+1}``).
     """
     d_inputs: list[Tensor | None] = [None]
-    d_pre = []
+    d_pre: list[Tensor | None] = []
     for layer, (weight, d_weight, d_bias) in enumerate(zip(weights, d_weights, d_biases, strict=True)):
         d_z = _linear(fwd.inputs[layer], d_weight, d_bias)
         if d_inputs[-1] is not None:
-            d_z = d_z + torch.matmul(d_inputs[-1], weight.transpose(-1, -2))
+            d_z = _add_matmul_(d_z, d_inputs[-1], weight.transpose(-1, -2))
         if layer == len(weights) - 1:
             return d_z, tuple(d_pre), tuple(d_inputs)
-        d_pre.append(d_z)
-        d_inputs.append(fwd.slopes[layer] * d_z)
+        if fwd.bends[layer] is None:
+            d_pre.append(None)
+            d_inputs.append(d_z.mul_(fwd.slopes[layer]))
+        else:
+            d_pre.append(d_z)
+            d_inputs.append(fwd.slopes[layer] * d_z)
     raise ValueError("an MLP needs at least one layer")
 
 
@@ -269,15 +291,15 @@ def inner_hessian_product(curv: PolicyGradientCurvature, v: Tensor, layout: MLPL
     for layer in range(len(weights) - 1, -1, -1):
         grad_w = torch.matmul(delta.transpose(-1, -2), fwd.inputs[layer])
         if d_inputs[layer] is not None:
-            grad_w = grad_w + torch.matmul(curv.deltas[layer].transpose(-1, -2), d_inputs[layer])
+            grad_w = grad_w.baddbmm_(curv.deltas[layer].transpose(-1, -2), d_inputs[layer])
         out_w.append(grad_w)
         out_b.append(delta.sum(-2))
         if layer > 0:
-            back = torch.matmul(delta, weights[layer]) + torch.matmul(curv.deltas[layer], d_weights[layer])
-            delta = back * fwd.slopes[layer - 1]
+            back = _add_matmul_(torch.matmul(delta, weights[layer]), curv.deltas[layer], d_weights[layer])
+            delta = back.mul_(fwd.slopes[layer - 1])
             bent = curv.bent_backs[layer - 1]
             if bent is not None:
-                delta = delta + bent * d_pre[layer - 1]
+                delta = delta.addcmul_(bent, d_pre[layer - 1])
     num_tasks = curv.coef.shape[0]
     return join_params((tuple(out_w[::-1]), tuple(out_b[::-1]), out_log_std.expand(num_tasks, -1)))
 

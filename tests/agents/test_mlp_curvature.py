@@ -131,9 +131,12 @@ def test_linearize_equals_jfj(
     torch.testing.assert_close(loss, loss_ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-10, atol=1e-12)
     g = torch.Generator().manual_seed(7)
-    for _ in range(2):
-        v = torch.randn(grad.shape, generator=g, dtype=torch.float64)
+    tangents = [torch.randn(grad.shape, generator=g, dtype=torch.float64) for _ in range(2)]
+    first = fvp(tangents[0])
+    for v in tangents:
         torch.testing.assert_close(fvp(v), fvp_ref(v), rtol=1e-10, atol=1e-12)
+    # the products work in place on their own temporaries only: the cached primal passes stay as they were
+    assert torch.equal(fvp(tangents[0]), first)
     theta = closed.meta_parameters()
     step = 0.05 * grad / grad.norm()
     for a, b in zip(objective(theta - step), objective_ref(theta - step), strict=True):
