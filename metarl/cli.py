@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import yaml
 
+from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.collect import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
@@ -735,6 +736,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the console script; returns the exit code."""
     args = make_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args)
     except (ConfigError, CheckpointError) as exc:
