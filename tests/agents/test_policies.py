@@ -11,10 +11,13 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from agents.policies import (
     GaussianMLPPolicy,
+    TaskPolicy,
     gaussian_fisher_product,
     gaussian_kl,
     gaussian_log_prob,
     sample_gaussian,
+    task_batched_forward,
+    task_noise_seeds,
 )
 
 
@@ -145,3 +148,54 @@ def test_gaussian_fisher_product_is_the_hessian_of_the_weighted_kl():
     f_mean, f_log_std = gaussian_fisher_product(d_mean, d_log_std, log_std, weights)
     torch.testing.assert_close(f_mean, h_mean)
     torch.testing.assert_close(f_log_std, h_log_std)
+
+
+def _task_params(module: nn.Module, num_tasks: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    return {
+        name: value.detach().to(dtype)
+        + 0.1 * torch.randn(num_tasks, *value.shape, generator=generator, dtype=dtype)
+        for name, value in module.named_parameters()
+    }
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
+@pytest.mark.parametrize("hidden_sizes", [(100, 100), (64, 32, 16), ()])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_task_batched_forward_equals_vmapped_functional_call_bit_for_bit(activation, hidden_sizes, dtype):
+    module = GaussianMLPPolicy(11, 3, hidden_sizes, activation).to(dtype)
+    params = _task_params(module, 7, dtype)
+    observations = torch.randn(7, 5, 11, dtype=dtype)
+    mean, log_std = torch.func.vmap(lambda p, o: torch.func.functional_call(module, p, (o,)))(
+        params, observations
+    )
+    got_mean, got_log_std = task_batched_forward(module, params, observations)
+    assert got_mean.shape == (7, 5, 3) and got_log_std.shape == (7, 3)
+    assert torch.equal(got_mean, mean) and torch.equal(got_log_std, log_std)
+
+
+def test_task_batched_forward_of_another_module_goes_through_vmap():
+    class Scaled(GaussianMLPPolicy):  # a subclass may change forward: it must not take the MLP shortcut
+        def forward(self, observations):
+            mean, log_std = super().forward(observations)
+            return 2 * mean, log_std
+
+    module = Scaled(4, 2, (8,))
+    params = _task_params(module, 3, torch.float32)
+    observations = torch.randn(3, 6, 4)
+    expected = torch.stack(
+        [
+            torch.func.functional_call(module, {k: v[n] for k, v in params.items()}, (observations[n],))[0]
+            for n in range(3)
+        ]
+    )
+    torch.testing.assert_close(task_batched_forward(module, params, observations)[0], expected)
+
+
+def test_task_policy_actions_of_a_task_do_not_depend_on_the_other_tasks():
+    module = GaussianMLPPolicy(4, 2, (8,))
+    params = _task_params(module, 5, torch.float32)
+    observations = torch.randn(5, 3, 4)
+    whole = TaskPolicy(module, params, task_noise_seeds(0, 5))(observations)
+    part = TaskPolicy(module, params, task_noise_seeds(0, 5)).select(2, 4)(observations[2:4])
+    assert torch.equal(whole[2:4], part)
