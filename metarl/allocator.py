@@ -6,9 +6,10 @@ adapting) straight back to the kernel when they are freed and trims the heap's t
 iteration's tensors of the same size start as fresh pages: the kernel zeroes them and faults them in one by
 one. At the paper's 320k env steps that was 6-8% of a training iteration (HalfCheetahVel, 2 cores, medians
 of 5 iterations, two runs each way taken in turn: 5.61 and 5.81 s without, 5.18 and 5.46 s with; the inner
-adaptation 0.32 s against 0.18 s, the meta-update 3.6 s against 3.4 s). Raising both thresholds keeps freed blocks in the heap, as
-jemalloc or tcmalloc (PyTorch's CPU performance guide) would, without a preloaded library. The cost is
-that the process's resident memory stays at its peak instead of shrinking between iterations.
+adaptation 0.32 s against 0.18 s, the meta-update 3.6 s against 3.4 s). Raising both thresholds keeps freed
+blocks in the heap, as jemalloc or tcmalloc (PyTorch's CPU performance guide) would, without a preloaded
+library. The cost is that the process's resident memory stays at its peak instead of shrinking between
+iterations.
 """
 
 from __future__ import annotations

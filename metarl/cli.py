@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import signal
 import sys
 import time
 import warnings
@@ -33,7 +34,9 @@ from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.collect import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
-from metarl.errors import CheckpointError, ConfigError, RunError
+from metarl.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
+from metarl.run_lock import hold_run_dir, in_use_message, lock_holder
+from metarl.stopping import raise_interrupted
 from metarl.tasks import import_task_modules, make_task_distribution
 
 #: keys that may change when resuming a run; any other difference is a different experiment (every collector
@@ -216,6 +219,9 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool, Callab
     config = load_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config, Path(args.config))
     if run_dir.exists() and any(run_dir.iterdir()):
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            raise ConfigError(f"--run-dir: {in_use_message(run_dir, holder)}")
         raise ConfigError(
             f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder"
         )
@@ -297,6 +303,9 @@ def _load_policy(learner, state: dict) -> None:
 
 
 def _make_run_dir(config: Config, run_dir: Path) -> None:
+    """Take the run directory for this process (its lock, held until the command ends), write config.yaml."""
+    if _RUN_LOCKS is not None:
+        _RUN_LOCKS.enter_context(hold_run_dir(run_dir))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -733,24 +742,55 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the run-directory locks the running command holds (:func:`metarl.run_lock.hold_run_dir`), released when
+#: :func:`main` returns
+_RUN_LOCKS: contextlib.ExitStack | None = None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the console script; returns the exit code."""
+    """Run the console script; returns the exit code.
+
+    Exit codes: 0 done; 1 the run stopped on a fault; 2 a user mistake; ``128 + signal`` (130 SIGINT, 143
+    SIGTERM) stopped by a signal, after checkpointing the last completed iteration when training.
+    """
+    global _RUN_LOCKS
     args = make_parser().parse_args(argv)
     keep_freed_memory()
-    try:
-        return args.func(args)
-    except (ConfigError, CheckpointError) as exc:
-        print(f"metarl: error: {exc}", file=sys.stderr)
-        return 2
-    except RunError as exc:
-        print(f"metarl: stopped: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "metarl: interrupted; checkpoints written so far are intact (resume with --resume RUN_DIR)",
-            file=sys.stderr,
-        )
-        return 130
+    previous = _stop_on_sigterm()
+    with contextlib.ExitStack() as locks:
+        _RUN_LOCKS = locks
+        try:
+            return args.func(args)
+        except (ConfigError, CheckpointError) as exc:
+            print(f"metarl: error: {exc}", file=sys.stderr)
+            return 2
+        except RunError as exc:
+            print(f"metarl: stopped: {exc}", file=sys.stderr)
+            return 1
+        except Stopped as exc:
+            print(f"metarl: {exc}", file=sys.stderr)
+            return 128 + exc.signum
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            print(
+                f"metarl: interrupted by {signal.Signals(signum).name}; checkpoints written so far are "
+                "intact (resume with --resume RUN_DIR)",
+                file=sys.stderr,
+            )
+            return 128 + signum
+        finally:
+            _RUN_LOCKS = None
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM unwinds like Ctrl-C (``finally`` blocks close workers and files); returns the old handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, raise_interrupted)
 
 
 def entry_point() -> None:

@@ -35,6 +35,41 @@ class NonFiniteError(RunError):
         self.quantity = quantity
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops the process at once (a second Ctrl-C, or SIGTERM outside the training loop).
+
+    A ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it.
+
+    Attributes:
+        signum: the signal's number; ``metarl`` exits with ``128 + signum`` (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int) -> None:
+        """``signum``: the signal received."""
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Stopped(Exception):
+    """Training stopped on a signal after a completed iteration whose checkpoint is written.
+
+    Attributes:
+        signum: the signal's number (``metarl`` exits with ``128 + signum``).
+        iteration: the last completed iteration, the one ``checkpoints/latest.pt`` holds.
+    """
+
+    def __init__(self, signum: int, iteration: int, total: int, run_dir: str) -> None:
+        """The signal, the last completed iteration of ``total`` and the run directory."""
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} after iteration {iteration} of {total}; its checkpoint is "
+            f"{run_dir}/checkpoints/latest.pt; resume with: metarl train --resume {run_dir}"
+        )
+        self.signum, self.iteration = signum, iteration
+
+
 def closest(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""`` when none is close."""
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

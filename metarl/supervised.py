@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.config import Config, config_to_dict
+from metarl.errors import Stopped
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
 from metarl.seeding import evaluation_generators, training_generators
+from metarl.stopping import StopRequest
 
 #: what ``adaptation.csv`` calls the value of each task kind, and the figure's axis label
 METRIC_NAMES = {"regression": ("mse", "mean squared error"), "classification": ("accuracy", "accuracy")}
@@ -99,7 +101,8 @@ def train_fewshot(
     """Meta-train for ``config.meta.iterations`` on ``train``-split tasks, checkpointing ``latest.pt``.
 
     Resuming restores the model, Adam's state and the task generator, and drops ``metrics.csv`` rows
-    after the checkpoint, so it repeats what an unstopped run would have done.
+    after the checkpoint, so it repeats what an unstopped run would have done. SIGINT or SIGTERM stops it
+    after the current iteration, checkpointed, as :func:`metarl.training.train`.
 
     Returns:
         The metrics of the last iteration (empty if there was nothing left to do).
@@ -124,31 +127,38 @@ def train_fewshot(
     bar = tqdm(
         total=config.meta.iterations, initial=start, disable=not config.logging.progress, dynamic_ncols=True
     )
+    total = config.meta.iterations
     try:
-        for iteration in range(start + 1, config.meta.iterations + 1):
-            begin = time.perf_counter()
-            numpy_batch = tasks.sample(
-                config.meta.batch_size,
-                rng,
-                split="train",
-                shots=config.data.shots,
-                query_shots=config.data.query_shots,
-            )
-            batch = as_task_batch(numpy_batch)
-            update_begin = time.perf_counter()
-            metrics = learner.step(batch)
-            metrics["time/sampling"] = update_begin - begin
-            metrics["time/meta_update"] = time.perf_counter() - update_begin
-            metrics["time/iteration"] = time.perf_counter() - begin
-            logger.write(iteration, metrics)
-            if iteration % config.logging.checkpoint_every == 0 or iteration == config.meta.iterations:
-                save_checkpoint(latest, _checkpoint(learner, config, iteration, rng))
-            bar.update(1)
-            if iteration % 50 == 0 or iteration == config.meta.iterations:
-                bar.set_postfix_str(
-                    f"query loss before {metrics['meta/loss_before']:.3f} "
-                    f"after {metrics['meta/loss_after']:.3f}"
+        with StopRequest() as stop:
+            for iteration in range(start + 1, total + 1):
+                begin = time.perf_counter()
+                numpy_batch = tasks.sample(
+                    config.meta.batch_size,
+                    rng,
+                    split="train",
+                    shots=config.data.shots,
+                    query_shots=config.data.query_shots,
                 )
+                batch = as_task_batch(numpy_batch)
+                update_begin = time.perf_counter()
+                metrics = learner.step(batch)
+                metrics["time/sampling"] = update_begin - begin
+                metrics["time/meta_update"] = time.perf_counter() - update_begin
+                metrics["time/iteration"] = time.perf_counter() - begin
+                logger.write(iteration, metrics)
+                stopping = stop.signum is not None
+                if stopping or iteration % config.logging.checkpoint_every == 0 or iteration == total:
+                    save_checkpoint(latest, _checkpoint(learner, config, iteration, rng))
+                bar.update(1)
+                if iteration % 50 == 0 or iteration == total:
+                    bar.set_postfix_str(
+                        f"query loss before {metrics['meta/loss_before']:.3f} "
+                        f"after {metrics['meta/loss_after']:.3f}"
+                    )
+                if stopping:
+                    raise Stopped(stop.signum, iteration, total, str(root))
+            if stop.signum is not None and start < total:  # the signal came after the last check
+                raise Stopped(stop.signum, total, total, str(root))
     finally:
         bar.close()
         logger.close()

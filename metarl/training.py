@@ -20,9 +20,10 @@ from torch import nn
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.collect import Collector
 from metarl.config import Config, config_to_dict
-from metarl.errors import NonFiniteError
+from metarl.errors import NonFiniteError, Stopped
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
 from metarl.seeding import training_generators
+from metarl.stopping import StopRequest
 from metarl.tasks import TaskDistribution
 from metarl.types import MetaBatch, Task
 
@@ -186,6 +187,9 @@ def train(
     A resumed run repeats exactly what an unstopped run would have done: the policy and both generators are
     restored, and ``metrics.csv`` rows after the checkpoint are dropped.
 
+    SIGINT or SIGTERM (:class:`metarl.stopping.StopRequest`) lets the current iteration finish, writes
+    ``latest.pt`` for it and raises :class:`metarl.errors.Stopped`; a second signal stops at once.
+
     Returns:
         The metrics of the last iteration (empty if there was nothing left to do).
     """
@@ -204,27 +208,35 @@ def train(
     logger = Logger(sinks)
     metrics: dict[str, float] = {}
     bar = _progress(config.meta.iterations, start, config.logging.progress)
+    total = config.meta.iterations
     try:
-        for iteration in range(start + 1, config.meta.iterations + 1):
-            begin = time.perf_counter()
-            tasks = distribution.sample_tasks(config.meta.batch_size, rng)
-            # the policy that collects this iteration's episodes, kept in case its return is the best so far
-            sampled_policy = learner.state_dict()
-            metrics = sample_and_step(learner, collector, tasks, rng, gen, iteration, paths)
-            metrics["time/iteration"] = time.perf_counter() - begin
-            logger.write(iteration, metrics)
-            after = metrics["meta/return_after"]
-            if after > best:
-                best = after
-                state = _checkpoint(learner, config, iteration, rng, gen, best)
-                save_checkpoint(paths.best, {**state, "policy": sampled_policy, "iteration": iteration - 1})
-            if iteration % config.logging.checkpoint_every == 0 or iteration == config.meta.iterations:
-                save_checkpoint(paths.latest, _checkpoint(learner, config, iteration, rng, gen, best))
-            bar.update(1)
-            bar.set_postfix_str(
-                f"before {metrics['meta/return_before']:.1f} after {after:.1f} "
-                f"kl {metrics['trpo/kl']:.4f} {metrics['time/iteration']:.1f}s/it"
-            )
+        with StopRequest() as stop:
+            for iteration in range(start + 1, total + 1):
+                begin = time.perf_counter()
+                tasks = distribution.sample_tasks(config.meta.batch_size, rng)
+                # the policy that collects this iteration's episodes, kept in case its return is the best
+                sampled_policy = learner.state_dict()
+                metrics = sample_and_step(learner, collector, tasks, rng, gen, iteration, paths)
+                metrics["time/iteration"] = time.perf_counter() - begin
+                logger.write(iteration, metrics)
+                after = metrics["meta/return_after"]
+                if after > best:
+                    best = after
+                    state = _checkpoint(learner, config, iteration, rng, gen, best)
+                    best_state = {**state, "policy": sampled_policy, "iteration": iteration - 1}
+                    save_checkpoint(paths.best, best_state)
+                stopping = stop.signum is not None
+                if stopping or iteration % config.logging.checkpoint_every == 0 or iteration == total:
+                    save_checkpoint(paths.latest, _checkpoint(learner, config, iteration, rng, gen, best))
+                bar.update(1)
+                bar.set_postfix_str(
+                    f"before {metrics['meta/return_before']:.1f} after {after:.1f} "
+                    f"kl {metrics['trpo/kl']:.4f} {metrics['time/iteration']:.1f}s/it"
+                )
+                if stopping:
+                    raise Stopped(stop.signum, iteration, total, str(paths.root))
+            if stop.signum is not None and start < total:  # the signal came after the last check
+                raise Stopped(stop.signum, total, total, str(paths.root))
     finally:
         bar.close()
         logger.close()

@@ -238,7 +238,9 @@ def _nbytes(layout: Layout) -> int:
 
 def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layout, conn: Any) -> None:
     """Body of a worker process: build a collector, then answer jobs until told to stop or the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # Ctrl-C and SIGTERM are the main process's to handle: it finishes the iteration, then closes the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     torch.set_num_threads(1)
     shm = SharedMemory(name=shm_name)
     views = _views(shm.buf, layout)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,32 @@ def tiny_settings(*changes: str) -> list[str]:
     merged = dict(item.split("=", 1) for item in TINY_SETTINGS)
     merged.update(item.split("=", 1) for item in changes)
     return [f"{key}={value}" for key, value in merged.items()]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_metarl(args: list[str], cwd: Path, new_session: bool = False) -> subprocess.Popen:
+    """``python -m metarl.cli ARGS`` as a process (stderr piped); ``new_session``: its own process group."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "metarl.cli", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=new_session,
+    )  # fmt: skip
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    """``run/metrics.csv``'s rows without the ``time/`` columns (which differ between equal runs)."""
+    with (run / "metrics.csv").open() as handle:
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(handle)]
+
+
+def rows_written(run: Path) -> int:
+    """Rows in ``run/metrics.csv`` so far (0 before it exists)."""
+    try:
+        return max(0, len((run / "metrics.csv").read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
 
 
 def write_omniglot(

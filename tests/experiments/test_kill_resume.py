@@ -8,17 +8,15 @@ must equal those of a run that was never stopped.
 
 from __future__ import annotations
 
-import csv
-import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
+from conftest import metric_rows, rows_written  # noqa: E402
+from conftest import start_metarl as start  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = [
@@ -36,36 +34,10 @@ SETTINGS = [
 
 
 def command(run: Path) -> list[str]:
-    args = [
-        sys.executable,
-        "-m",
-        "metarl.cli",
-        "train",
-        str(REPO / "experiments" / "navigation2d-quick.yaml"),
-    ]
-    args += ["--run-dir", str(run)]
+    args = ["train", str(REPO / "experiments" / "navigation2d-quick.yaml"), "--run-dir", str(run)]
     for item in SETTINGS:
         args += ["--set", item]
     return args
-
-
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-
-
-def metric_rows(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as handle:
-        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(handle)]
-
-
-def rows_written(run: Path) -> int:
-    try:
-        return max(0, len((run / "metrics.csv").read_text().splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
 
 
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_path: Path) -> None:
@@ -91,7 +63,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_p
             process.wait()
             kills.append(rows_written(run))
         if (run / "config.yaml").is_file():
-            process = start([sys.executable, "-m", "metarl.cli", "train", "--resume", str(run)], tmp_path)
+            process = start(["train", "--resume", str(run)], tmp_path)
         else:  # killed before the run directory held anything: start it again
             shutil.rmtree(run, ignore_errors=True)
             process = start(command(run), tmp_path)
