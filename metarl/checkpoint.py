@@ -6,6 +6,7 @@ plain data), ``numpy_rng`` (bit-generator state), ``torch_rng`` (generator state
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from metarl.errors import CheckpointError
+from metarl.errors import CheckpointError, writing
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "iteration", "policy", "config")
@@ -25,30 +26,37 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
 
     ``write(handle)`` fills a temp file in the same folder, which is flushed, fsynced and renamed over
     ``path``; the folder is fsynced too, so the rename itself survives a power loss.
+
+    Raises:
+        metarl.errors.WriteError: the file could not be written (full disk, read-only folder); ``path`` is
+            as it was, and no temp file is left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically (:func:`atomic_write`); a crash never leaves half a file."""
     payload = {"format_version": FORMAT_VERSION, **payload}
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    buffer = io.BytesIO()  # serialized first: torch's writer reports a failed write as a RuntimeError
+    torch.save(payload, buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -637,7 +637,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         result = run_benchmark(args.env, args.quick, build)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
     result["command"] = " ".join(command)
-    out.write_text(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    atomic_write(out, lambda handle: handle.write(text.encode()))
     print(format_backend_table(result) if args.backends else format_table(result))
     print(f"wrote {out}")
     return 0
@@ -766,6 +767,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         except RunError as exc:
             print(f"metarl: stopped: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # a write outside the places that name their file (WriteError)
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"metarl: stopped: {where}{exc.strerror or exc}", file=sys.stderr)
             return 1
         except Stopped as exc:
             print(f"metarl: {exc}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,40 @@ class NonFiniteError(RunError):
         """``quantity`` names what was not finite; ``message`` defaults to a sentence saying so."""
         super().__init__(message or f"{quantity} contain NaN or inf")
         self.quantity = quantity
+
+
+class WriteError(RunError):
+    """A file that could not be written (a full disk, a read-only folder); the file it would replace is kept.
+
+    Attributes:
+        path: the file (or folder) that could not be written.
+        cause: the ``OSError`` (``errno.ENOSPC``, ``errno.EROFS``, ...).
+    """
+
+    def __init__(self, path: str | Path, cause: OSError, note: str = "") -> None:
+        """``note``: what was kept and how to go on, appended to the message after ``; ``."""
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot write {path}: {reason}" + (f"; {note}" if note else ""))
+        self.path, self.cause = str(path), cause
+
+    def with_note(self, note: str) -> WriteError:
+        """The same error with ``note`` (e.g. the checkpoint to resume from) in its message."""
+        return WriteError(self.path, self.cause, note)
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Raise an ``OSError`` from the block as a :class:`WriteError` that names ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
+
+
+def resume_note(latest: str | Path, iteration: int, run_dir: str | Path) -> str:
+    """What a run that stopped on a fault kept, and the command that continues it."""
+    kept = f"{latest} holds iteration {iteration}" if iteration else "no checkpoint was written yet"
+    return f"{kept}; once the folder can be written again, resume with: metarl train --resume {run_dir}"
 
 
 class Interrupted(KeyboardInterrupt):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metarl.checkpoint import atomic_write
 from metarl.collect import PolicyFn, VectorCollector
 from metarl.types import EpisodeBatch, Task
 
@@ -135,22 +137,23 @@ def write_adaptation_files(
         The JSON content.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fields = list(_task_fields(tasks[0]))
-    with (out_dir / "adaptation.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "task_index", *(f"task_{f}" for f in fields), "step", value_name])
-        for method, curve in curves.items():
-            for i, task in enumerate(tasks):
-                values = list(_task_fields(task).values())
-                for k in range(curve.shape[1]):
-                    writer.writerow([method, i, *values, k, f"{curve[i, k].item():.6f}"])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["method", "task_index", *(f"task_{f}" for f in fields), "step", value_name])
+    for method, curve in curves.items():
+        for i, task in enumerate(tasks):
+            values = list(_task_fields(task).values())
+            for k in range(curve.shape[1]):
+                writer.writerow([method, i, *values, k, f"{curve[i, k].item():.6f}"])
+    atomic_write(out_dir / "adaptation.csv", lambda handle: handle.write(table.getvalue().encode()))
     summary = {
         "methods": {m: summarize(c) for m, c in curves.items()},
         "num_tasks": len(tasks),
         **(meta or {}),
     }
-    (out_dir / "adaptation.json").write_text(json.dumps(summary, indent=2))
+    text = json.dumps(summary, indent=2)
+    atomic_write(out_dir / "adaptation.json", lambda handle: handle.write(text.encode()))
     from metarl.plots import plot_adaptation
 
     if title is None:

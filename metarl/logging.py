@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 from metarl.checkpoint import atomic_write
+from metarl.errors import writing
 
 
 class MetricSink(Protocol):
@@ -75,7 +77,7 @@ class CSVSink:
             self._columns = list(row)
         elif added := [k for k in row if k not in self._columns]:
             self._widen([*self._columns, *added])
-        with self.path.open("a", newline="") as handle:
+        with writing(self.path), self.path.open("a", newline="") as handle:
             writer = csv.DictWriter(handle, self._columns, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
@@ -95,6 +97,26 @@ class CSVSink:
         """Nothing to release: each row is written and closed at once."""
 
 
+def _quiet_event_writer_failures() -> None:
+    """Leave a failed event-file write (a full disk) to the main thread to report.
+
+    TensorBoard's writer thread keeps the ``OSError`` and raises it again on the next ``add_scalar``,
+    ``flush`` or ``close``, where :class:`TensorBoardSink` turns it into a :class:`metarl.errors.WriteError`;
+    the thread also lets it escape, and Python's default ``threading.excepthook`` would print its traceback.
+    """
+    previous = threading.excepthook
+    if getattr(previous, "metarl_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook.metarl_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class TensorBoardSink:
     """Scalars under their metric names; steps after ``purge_step`` of an earlier run are discarded."""
 
@@ -102,18 +124,23 @@ class TensorBoardSink:
         """Open a ``SummaryWriter`` (imported here: tensorboard is only needed when this sink is used)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        self._log_dir = Path(log_dir)
+        _quiet_event_writer_failures()
+        with writing(self._log_dir):
+            self._writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def write(self, iteration: int, metrics: dict[str, float]) -> None:
         """Add every finite metric as a scalar."""
-        for name, value in metrics.items():
-            if math.isfinite(value):
-                self._writer.add_scalar(name, value, iteration)
-        self._writer.flush()
+        with writing(self._log_dir):
+            for name, value in metrics.items():
+                if math.isfinite(value):
+                    self._writer.add_scalar(name, value, iteration)
+            self._writer.flush()
 
     def close(self) -> None:
         """Close the event file."""
-        self._writer.close()
+        with writing(self._log_dir):
+            self._writer.close()
 
 
 class Logger:
@@ -128,7 +155,13 @@ class Logger:
         for sink in self.sinks:
             sink.write(iteration, metrics)
 
-    def close(self) -> None:
-        """Close every sink."""
+    def close(self, quiet: bool = False) -> None:
+        """Close every sink, then raise the first sink's error unless ``quiet`` (a run already failing)."""
+        failure: Exception | None = None
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None and not quiet:
+            raise failure

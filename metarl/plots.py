@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from metarl.errors import writing
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the off-screen Agg backend (imported on first use)."""
@@ -34,7 +36,8 @@ def plot_adaptation(
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with writing(path):
+        fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
@@ -73,5 +76,6 @@ def plot_learning_curve(
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with writing(path):
+        fig.savefig(path, dpi=120)
     plt.close(fig)

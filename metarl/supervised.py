@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.config import Config, config_to_dict
-from metarl.errors import Stopped
+from metarl.errors import Stopped, WriteError, resume_note
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
 from metarl.seeding import evaluation_generators, training_generators
 from metarl.stopping import StopRequest
@@ -128,6 +128,7 @@ def train_fewshot(
         total=config.meta.iterations, initial=start, disable=not config.logging.progress, dynamic_ncols=True
     )
     total = config.meta.iterations
+    saved = start  # the iteration latest.pt holds (0: none yet)
     try:
         with StopRequest() as stop:
             for iteration in range(start + 1, total + 1):
@@ -149,6 +150,7 @@ def train_fewshot(
                 stopping = stop.signum is not None
                 if stopping or iteration % config.logging.checkpoint_every == 0 or iteration == total:
                     save_checkpoint(latest, _checkpoint(learner, config, iteration, rng))
+                    saved = iteration
                 bar.update(1)
                 if iteration % 50 == 0 or iteration == total:
                     bar.set_postfix_str(
@@ -159,9 +161,14 @@ def train_fewshot(
                     raise Stopped(stop.signum, iteration, total, str(root))
             if stop.signum is not None and start < total:  # the signal came after the last check
                 raise Stopped(stop.signum, total, total, str(root))
-    finally:
+    except BaseException as exc:
         bar.close()
-        logger.close()
+        logger.close(quiet=True)
+        if isinstance(exc, WriteError):
+            raise exc.with_note(resume_note(latest, saved, root)) from exc
+        raise
+    bar.close()
+    logger.close()
     return metrics
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.collect import Collector
 from metarl.config import Config, config_to_dict
-from metarl.errors import NonFiniteError, Stopped
+from metarl.errors import NonFiniteError, Stopped, WriteError, resume_note
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
 from metarl.seeding import training_generators
 from metarl.stopping import StopRequest
@@ -209,6 +209,7 @@ def train(
     metrics: dict[str, float] = {}
     bar = _progress(config.meta.iterations, start, config.logging.progress)
     total = config.meta.iterations
+    saved = start  # the iteration latest.pt holds (0: none yet)
     try:
         with StopRequest() as stop:
             for iteration in range(start + 1, total + 1):
@@ -228,6 +229,7 @@ def train(
                 stopping = stop.signum is not None
                 if stopping or iteration % config.logging.checkpoint_every == 0 or iteration == total:
                     save_checkpoint(paths.latest, _checkpoint(learner, config, iteration, rng, gen, best))
+                    saved = iteration
                 bar.update(1)
                 bar.set_postfix_str(
                     f"before {metrics['meta/return_before']:.1f} after {after:.1f} "
@@ -237,7 +239,12 @@ def train(
                     raise Stopped(stop.signum, iteration, total, str(paths.root))
             if stop.signum is not None and start < total:  # the signal came after the last check
                 raise Stopped(stop.signum, total, total, str(paths.root))
-    finally:
+    except BaseException as exc:
         bar.close()
-        logger.close()
+        logger.close(quiet=True)
+        if isinstance(exc, WriteError):
+            raise exc.with_note(resume_note(paths.latest, saved, paths.root)) from exc
+        raise
+    bar.close()
+    logger.close()
     return metrics
