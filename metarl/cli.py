@@ -35,6 +35,7 @@ from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.collect import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
 from metarl.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
+from metarl.run_files import UNCHANGED, check_config_matches, check_metrics, checkpoint_iteration, damaged
 from metarl.run_lock import hold_run_dir, in_use_message, lock_holder
 from metarl.stopping import raise_interrupted
 from metarl.tasks import import_task_modules, make_task_distribution
@@ -184,8 +185,19 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool, Callab
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"--resume: {str(run_dir)!r} is not a run directory (no config.yaml)")
-        stored = load_config(run_dir / "config.yaml")
-        config = load_config(run_dir / "config.yaml", overrides)
+        config_path = run_dir / "config.yaml"
+        if not config_path.read_text(errors="replace").strip():
+            raise damaged(
+                config_path, "is empty (a run's config.yaml holds every setting it was trained with)"
+            )
+        try:
+            stored = load_config(config_path)
+        except ConfigError as exc:  # a damaged or hand-edited config.yaml: name it
+            message = str(exc)
+            raise ConfigError(
+                message if str(config_path) in message else f"{config_path}: {message}"
+            ) from None
+        config = load_config(config_path, overrides)
         differences = _diff(config_to_dict(stored), config_to_dict(config))
         changed = [k for k in differences if not k.startswith(RESUMABLE_CHANGES + RECORDED_RESUMABLE_CHANGES)]
         if changed:
@@ -205,7 +217,7 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool, Callab
                 stacklevel=2,
             )
             return config, run_dir, False, _nothing
-        iteration = int(load_checkpoint(latest)["iteration"])
+        iteration = _check_resumable(run_dir, stored)
         if not recorded:
             return config, run_dir, True, _nothing
         return (
@@ -226,6 +238,40 @@ def _prepare_train(args: argparse.Namespace) -> tuple[Config, Path, bool, Callab
             f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder"
         )
     return config, run_dir, False, _nothing
+
+
+def _check_resumable(run_dir: Path, stored: Config) -> int:
+    """The iteration ``latest.pt`` holds, once every file a resume reads or rewrites has been checked.
+
+    Raises:
+        CheckpointError: a damaged or hand-edited checkpoint, ``config.yaml`` or ``metrics.csv``
+            (:mod:`metarl.run_files`), before anything is written.
+    """
+    latest, best = run_dir / "checkpoints" / "latest.pt", run_dir / "checkpoints" / "best.pt"
+    state = load_checkpoint(latest)
+    keys = ("numpy_rng", "optimizer") if stored.is_fewshot else ("numpy_rng", "torch_rng", "best_return")
+    iteration = checkpoint_iteration(latest, state, keys)
+    try:
+        with warnings.catch_warnings():  # its warnings were shown when it was trained
+            warnings.simplefilter("ignore")
+            trained = config_to_dict(config_from_dict(state["config"]))
+    except (ConfigError, TypeError, AttributeError) as exc:
+        raise damaged(latest, f"its config is not a valid one ({exc})") from None
+    check_config_matches(
+        run_dir / "config.yaml",
+        config_to_dict(stored),
+        trained,
+        RESUMABLE_CHANGES + RECORDED_RESUMABLE_CHANGES,
+    )
+    check_metrics(run_dir / "metrics.csv", iteration, latest)
+    if best.exists() and not stored.is_fewshot:
+        try:
+            load_checkpoint(best)
+        except CheckpointError as exc:
+            raise CheckpointError(
+                f"{exc}: the run would overwrite it; move it away to resume without it ({UNCHANGED})"
+            ) from None
+    return iteration
 
 
 def _nothing() -> None:
@@ -276,6 +322,13 @@ def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[],
     from metarl.training import train
 
     distribution, collector, learner = build(config)
+    if resume:  # a state that does not fit stops here, before the run's files are touched
+        try:
+            latest = run_dir / "checkpoints" / "latest.pt"
+            _load_policy(learner, load_checkpoint(latest), latest)
+        except BaseException:
+            collector.close()
+            raise
     _make_run_dir(config, run_dir)
     record()
     try:
@@ -293,13 +346,24 @@ def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[],
     return 0
 
 
-def _load_policy(learner, state: dict) -> None:
-    """Load a checkpoint's ``policy`` entry into ``learner`` (with its learned step sizes, if any)."""
+def _load_policy(learner, state: dict, path: Path | None = None) -> None:
+    """Load a checkpoint's ``policy`` entry into ``learner`` (with its learned step sizes, if any).
+
+    Raises:
+        CheckpointError: a state that does not fit the config stored beside it (``path`` names the file).
+    """
     try:
         learner.load_state_dict(state["policy"])
-    except (RuntimeError, ValueError) as exc:  # a state that does not fit the config stored beside it
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"checkpoint: its policy does not match its config ({first})") from None
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _misfit(path, exc) from None
+
+
+def _misfit(path: Path | None, exc: Exception) -> CheckpointError:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = "; ".join(lines[1:3] or lines[:1])[:200]  # torch's first line only says "Error(s) in loading"
+    if path is None:
+        return CheckpointError(f"checkpoint: its policy does not match its config ({detail})")
+    return damaged(path, f"its policy does not fit the run's config.yaml ({detail})")
 
 
 def _make_run_dir(config: Config, run_dir: Path) -> None:
@@ -379,6 +443,14 @@ def _train_fewshot(config: Config, run_dir: Path, resume: bool, record: Callable
     from metarl.supervised import evaluate_fewshot, train_fewshot
 
     tasks, learner = build_fewshot(config)
+    if resume:  # a state that does not fit stops here, before the run's files are touched
+        latest = run_dir / "checkpoints" / "latest.pt"
+        state = load_checkpoint(latest)
+        try:
+            learner.model.load_state_dict(state["policy"])
+            learner.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _misfit(latest, exc) from None
     _make_run_dir(config, run_dir)
     record()
     begin = time.perf_counter()
