@@ -148,8 +148,12 @@ class RayCollector(RemoteCollector):
 
         self._init_ray()
         lo, hi = self.slices[k]
-        actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(RayWorker)
-        self._actors[k] = actor_class.remote(self.spec, hi - lo)
+        # the first actors spread over the nodes, so that a lost node takes as few tasks with it as it can;
+        # a replacement takes Ray's default placement, which prefers the driver's node to one that may be
+        # dying but not yet declared dead
+        strategy = "DEFAULT" if self._started else "SPREAD"
+        remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0, scheduling_strategy=strategy)
+        self._actors[k] = remote(RayWorker).remote(self.spec, hi - lo)
 
     def _prepare(self, policy: Any) -> None:
         import ray
