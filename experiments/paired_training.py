@@ -81,6 +81,53 @@ def evaluation_differences(a: Path, b: Path, method: str) -> list[dict] | None:
     ]
 
 
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Mean over the last ``window`` values at each point (fewer at the start)."""
+    return [statistics.fmean(values[max(0, i + 1 - window) : i + 1]) for i in range(len(values))]
+
+
+def plot(args: argparse.Namespace, pairs: list[dict], summary: dict):
+    """Left: each run's curve (moving average), A and B in two colours; right: A - B per block.
+
+    Returns:
+        The matplotlib figure (saved to ``args.figure``).
+    """
+    from metarl.plots import pyplot
+
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 4))
+    for runs, label, colour in ((args.a, args.labels[0], "tab:blue"), (args.b, args.labels[1], "tab:orange")):
+        for j, run in enumerate(runs):
+            rows = [r for r in read_metrics(run) if args.column in r]
+            left.plot(
+                [r["iteration"] for r in rows],
+                moving_average([r[args.column] for r in rows], args.window),
+                color=colour,
+                alpha=0.8,
+                linewidth=1.2,
+                label=label if j == 0 else None,
+            )
+    left.set_xlabel("meta-iteration")
+    left.set_ylabel(f"{args.column} (mean of {args.window})")
+    left.set_title(f"{len(pairs)} seeds each")
+    left.legend()
+    left.grid(alpha=0.3)
+    blocks = summary.get("blocks_over_seeds") or pairs[0]["blocks"]
+    centres = [(d["first"] + d["last"]) / 2 for d in blocks]
+    width = 0.8 * (blocks[0]["last"] - blocks[0]["first"] + 1)
+    errors = [0.0 if math.isnan(d["stderr"]) else d["stderr"] for d in blocks]
+    right.bar(centres, [d["mean"] for d in blocks], width=width, yerr=errors, capsize=3, color="tab:green")
+    for pair in pairs:
+        right.plot(centres, [d["mean"] for d in pair["blocks"]], "k.", alpha=0.6)
+    right.axhline(0.0, color="black", linewidth=0.8)
+    right.set_xlabel("meta-iteration (blocks)")
+    right.set_ylabel(f"{args.labels[0]} - {args.labels[1]}, paired")
+    right.set_title("mean over seeds ± s.e. (dots: each seed)")
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(args.figure, dpi=110)
+    return fig
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", nargs="+", type=Path, required=True, help="run directories of setting A")
@@ -90,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=20)
     parser.add_argument("--method", default="maml", help="the evaluation's method compared")
     parser.add_argument("--json", type=Path, help="write every figure here too")
+    parser.add_argument("--figure", type=Path, help="PNG: both settings' curves and the block differences")
+    parser.add_argument("--window", type=int, default=5, help="the figure's moving-average window")
     args = parser.parse_args(argv)
     if len(args.a) != len(args.b):
         parser.error(f"--a has {len(args.a)} runs and --b {len(args.b)}: give one B run per A run")
@@ -153,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         for key, label in (("cost_a", la), ("cost_b", lb)):
             hours = [p[key]["hours"] for p in pairs]
             print(f"  {label}: {statistics.fmean(hours):.3f} h a run (mean of {len(hours)})")
+    if args.figure:
+        plot(args, pairs, summary)
+        print(f"wrote {args.figure}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
         print(f"wrote {args.json}")

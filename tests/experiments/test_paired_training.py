@@ -45,7 +45,9 @@ def test_blocks_costs_evaluation_and_the_mean_over_seeds(tmp_path: Path) -> None
     b1 = write_run(tmp_path / "b1", base, 2.0, [[0, 4], [1, 6]])
     out = tmp_path / "c.json"
     script = load_script()
+    figure = tmp_path / "c.png"
     args = ["--a", str(a0), str(a1), "--b", str(b0), str(b1), "--block", "4", "--json", str(out)]
+    args += ["--figure", str(figure)]
     assert script.main(args) == 0
     summary = json.loads(out.read_text())
     first = summary["pairs"][0]
@@ -61,6 +63,18 @@ def test_blocks_costs_evaluation_and_the_mean_over_seeds(tmp_path: Path) -> None
     assert [d["mean"] for d in over] == [2.0, 4.0]
     assert over[0]["stderr"] == pytest.approx(1.0)  # seeds' block means 1 and 3: s.d. sqrt(2), s.e. 1
     assert summary["evaluation_over_seeds"][1]["mean"] == pytest.approx((1.5 + 3.0) / 2)
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    parsed = script.argparse.Namespace(a=[a0, a1], b=[b0, b1], labels=["A", "B"], column="meta/return_after",
+                                       window=2, figure=tmp_path / "d.png")  # fmt: skip
+    curves, blocks = script.plot(parsed, summary["pairs"], summary).axes
+    assert len(curves.lines) == 4  # every run drawn
+    assert [round(b.get_height(), 6) for b in blocks.patches] == [2.0, 4.0]  # the blocks over seeds
+
+
+def test_moving_average_takes_the_last_window_values_and_fewer_at_the_start() -> None:
+    assert load_script().moving_average([1.0, 2.0, 3.0, 4.0, 10.0], 3) == pytest.approx(
+        [1, 1.5, 2, 3, 17 / 3]
+    )
 
 
 def test_unequal_numbers_of_runs_are_refused(tmp_path: Path) -> None:
