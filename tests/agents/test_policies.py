@@ -162,7 +162,9 @@ def _task_params(module: nn.Module, num_tasks: int, dtype: torch.dtype) -> dict[
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
 @pytest.mark.parametrize("hidden_sizes", [(100, 100), (64, 32, 16), ()])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_task_batched_forward_equals_vmapped_functional_call_bit_for_bit(activation, hidden_sizes, dtype):
+def test_task_batched_forward_equals_vmapped_functional_call(activation, hidden_sizes, dtype):
+    """Bit for bit in float32, the collectors' dtype; float64 to rounding (its batched and per-task BLAS
+    kernels differ in the last bit on some CPUs: 7e-16 measured)."""
     module = GaussianMLPPolicy(11, 3, hidden_sizes, activation).to(dtype)
     params = _task_params(module, 7, dtype)
     observations = torch.randn(7, 5, 11, dtype=dtype)
@@ -171,7 +173,11 @@ def test_task_batched_forward_equals_vmapped_functional_call_bit_for_bit(activat
     )
     got_mean, got_log_std = task_batched_forward(module, params, observations)
     assert got_mean.shape == (7, 5, 3) and got_log_std.shape == (7, 3)
-    assert torch.equal(got_mean, mean) and torch.equal(got_log_std, log_std)
+    if dtype == torch.float32:
+        assert torch.equal(got_mean, mean) and torch.equal(got_log_std, log_std)
+    else:
+        torch.testing.assert_close(got_mean, mean, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(got_log_std, log_std, rtol=0, atol=0)
 
 
 def test_task_batched_forward_of_another_module_goes_through_vmap():
