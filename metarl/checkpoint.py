@@ -9,9 +9,8 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
@@ -21,11 +20,11 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "iteration", "policy", "config")
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | Path, data: bytes | bytearray | memoryview | str) -> None:
     """Write a file so that a crash at any moment leaves either the old file or the whole new one.
 
-    ``write(handle)`` fills a temp file in the same folder, which is flushed, fsynced and renamed over
-    ``path``; the folder is fsynced too, so the rename itself survives a power loss.
+    ``data`` (a ``str`` is written as UTF-8) goes to a temp file in the same folder, which is flushed,
+    fsynced and renamed over ``path``; the folder is fsynced too, so the rename itself survives a power loss.
 
     Raises:
         metarl.errors.WriteError: the file could not be written (full disk, read-only folder); ``path`` is
@@ -37,7 +36,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                write(handle)
+                handle.write(data.encode() if isinstance(data, str) else data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -56,7 +55,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     payload = {"format_version": FORMAT_VERSION, **payload}
     buffer = io.BytesIO()  # serialized first: torch's writer reports a failed write as a RuntimeError
     torch.save(payload, buffer)
-    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+    atomic_write(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -303,7 +303,7 @@ def _record_resume_changes(
             file=sys.stderr,
         )
     text = old + buffer.getvalue()
-    atomic_write(path, lambda handle: handle.write(text.encode()))
+    atomic_write(path, text)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -375,7 +375,7 @@ def _make_run_dir(config: Config, run_dir: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"--run-dir: cannot create {str(run_dir)!r}: {exc.strerror}") from None
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
-    atomic_write(run_dir / "config.yaml", lambda handle: handle.write(text.encode()))
+    atomic_write(run_dir / "config.yaml", text)
     print(f"run directory: {run_dir}", file=sys.stderr)
 
 
@@ -709,8 +709,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         result = run_benchmark(args.env, args.quick, build)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
     result["command"] = " ".join(command)
-    text = json.dumps(result, indent=2)
-    atomic_write(out, lambda handle: handle.write(text.encode()))
+    atomic_write(out, json.dumps(result, indent=2))
     print(format_backend_table(result) if args.backends else format_table(result))
     print(f"wrote {out}")
     return 0

@@ -146,14 +146,13 @@ def write_adaptation_files(
             values = list(_task_fields(task).values())
             for k in range(curve.shape[1]):
                 writer.writerow([method, i, *values, k, f"{curve[i, k].item():.6f}"])
-    atomic_write(out_dir / "adaptation.csv", lambda handle: handle.write(table.getvalue().encode()))
+    atomic_write(out_dir / "adaptation.csv", table.getvalue())
     summary = {
         "methods": {m: summarize(c) for m, c in curves.items()},
         "num_tasks": len(tasks),
         **(meta or {}),
     }
-    text = json.dumps(summary, indent=2)
-    atomic_write(out_dir / "adaptation.json", lambda handle: handle.write(text.encode()))
+    atomic_write(out_dir / "adaptation.json", json.dumps(summary, indent=2))
     from metarl.plots import plot_adaptation
 
     if title is None:

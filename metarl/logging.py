@@ -61,7 +61,7 @@ class CSVSink:
                 writer = csv.DictWriter(out, self._columns)
                 writer.writeheader()
                 writer.writerows(kept)
-                atomic_write(self.path, lambda handle: handle.write(out.getvalue().encode()))
+                atomic_write(self.path, out.getvalue())
         elif self.path.exists():
             self.path.unlink()
 
@@ -90,7 +90,7 @@ class CSVSink:
         writer = csv.DictWriter(out, columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write(self.path, lambda handle: handle.write(out.getvalue().encode()))
+        atomic_write(self.path, out.getvalue())
         self._columns = columns
 
     def close(self) -> None:

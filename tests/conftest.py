@@ -43,6 +43,21 @@ def start_metarl(args: list[str], cwd: Path, new_session: bool = False) -> subpr
     )  # fmt: skip
 
 
+def train_command(config: str | Path, run: Path, settings: list[str]) -> list[str]:
+    """``metarl train CONFIG --run-dir RUN --set ...`` arguments (without the program)."""
+    return ["train", str(config), "--run-dir", str(run), *[a for item in settings for a in ("--set", item)]]
+
+
+def load_experiment(name: str):
+    """The module of ``experiments/NAME.py`` (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def metric_rows(run: Path) -> list[dict[str, str]]:
     """``run/metrics.csv``'s rows without the ``time/`` columns (which differ between equal runs)."""
     with (run / "metrics.csv").open() as handle:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import metric_rows, rows_written, start_metarl, tiny_settings  # noqa: E402
+from conftest import metric_rows, rows_written, start_metarl, tiny_settings, train_command  # noqa: E402
 
 from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.errors import WriteError
@@ -78,13 +78,7 @@ FAULTS = {"full": fill, "read-only": lambda disk: make_read_only(disk / "run" / 
 
 
 def train_args(run: Path, *changes: str) -> list[str]:
-    return [
-        "train",
-        CONFIG,
-        "--run-dir",
-        str(run),
-        *[a for c in tiny_settings(*SETTINGS, *changes) for a in ("--set", c)],
-    ]
+    return train_command(CONFIG, run, tiny_settings(*SETTINGS, *changes))
 
 
 @pytest.mark.parametrize("fault", ["full", "read-only"])
@@ -130,16 +124,16 @@ def test_a_failed_write_stops_the_run_with_one_line_keeps_its_checkpoint_and_res
 
 def test_atomic_write_on_a_full_disk_names_the_file_and_keeps_the_old_one_whole(disk: Path) -> None:
     target = disk / "checkpoints" / "latest.pt"
-    atomic_write(target, lambda handle: handle.write(b"old"))
+    atomic_write(target, b"old")
     free = fill(disk)
     with pytest.raises(
         WriteError, match=rf"^cannot write {re.escape(str(target))}: No space left on device$"
     ):
-        atomic_write(target, lambda handle: handle.write(b"new" * 100_000))
+        atomic_write(target, b"new" * 100_000)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in target.parent.iterdir()) == ["latest.pt"]
     free()
-    atomic_write(target, lambda handle: handle.write(b"new"))
+    atomic_write(target, b"new")
     assert target.read_bytes() == b"new"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,16 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import load_experiment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "memory_over_run.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("memory_over_run", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("memory_over_run")
 
 
 def test_the_slope_after_warm_up_is_the_growth_per_100_iterations() -> None:

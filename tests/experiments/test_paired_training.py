@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "experiments" / "paired_training.py"
+from conftest import load_experiment  # noqa: E402
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("paired_training", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("paired_training")
 
 
 def write_run(run: Path, returns: list[float], seconds: float, evaluation: list[list[float]] | None) -> Path:

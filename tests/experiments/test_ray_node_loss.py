@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import metric_rows, rows_written, start_metarl, tiny_settings  # noqa: E402
+from conftest import metric_rows, rows_written, start_metarl, tiny_settings, train_command  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "experiments" / "navigation2d-quick.yaml")
@@ -27,13 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def train_args(run: Path, *changes: str) -> list[str]:
-    return [
-        "train",
-        CONFIG,
-        "--run-dir",
-        str(run),
-        *[a for c in tiny_settings(*SETTINGS, *changes) for a in ("--set", c)],
-    ]
+    return train_command(CONFIG, run, tiny_settings(*SETTINGS, *changes))
 
 
 def test_a_lost_node_s_actor_is_replaced_on_the_other_and_the_run_equals_a_local_one(tmp_path: Path) -> None:
