@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agents.batch_norm import batch_norm
+from .batch_norm import batch_norm
 
 Params = dict[str, Tensor]
 

@@ -33,11 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from agents.fewshot_models import FewShotConvNet, batched_forward
 from metarl.config import InnerConfig, MetaConfig
 from metarl.errors import ConfigError
 from metarl.functional import Params, StepSize, expand_params, inner_adapt, inner_step
 from metarl.supervised import TaskBatch
+
+from .fewshot_models import FewShotConvNet, batched_forward
 
 #: ``(inputs [S, *x], targets [S, ...])`` of one task, or with a leading task axis in batched mode
 Data = tuple[Tensor, Tensor]

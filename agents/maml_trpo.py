@@ -40,16 +40,6 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from agents.baselines import LinearFeatureBaseline
-from agents.mlp_curvature import ClosedFormMetaUpdate, closed_form_supported, mlp_layout
-from agents.policies import (
-    GaussianMLPPolicy,
-    TaskPolicy,
-    gaussian_fisher_product,
-    gaussian_kl,
-    gaussian_log_prob,
-    task_noise_seeds,
-)
 from metarl.collect import Collector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.errors import NonFiniteError
@@ -65,6 +55,17 @@ from metarl.functional import (
 from metarl.optim.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
 from metarl.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
 from metarl.types import EpisodeBatch, MetaBatch, Task
+
+from .baselines import LinearFeatureBaseline
+from .mlp_curvature import ClosedFormMetaUpdate, closed_form_supported, mlp_layout
+from .policies import (
+    GaussianMLPPolicy,
+    TaskPolicy,
+    gaussian_fisher_product,
+    gaussian_kl,
+    gaussian_log_prob,
+    task_noise_seeds,
+)
 
 #: ``(observations [T, E, D], actions [T, E, A], advantages [T, E], mask [T, E])`` of one task
 PGData = tuple[Tensor, Tensor, Tensor, Tensor]

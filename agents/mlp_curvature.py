@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from agents.policies import ACTIVATIONS, GaussianMLPPolicy, gaussian_kl, gaussian_log_prob
 from metarl.returns import masked_mean
+
+from .policies import ACTIVATIONS, GaussianMLPPolicy, gaussian_kl, gaussian_log_prob
 
 #: tasks per chunk, so that a chunk's activations stay in a CPU core's cache: at the paper's 4000 steps per
 #: task and 100 units, 2 tasks per chunk took 0.54 s per product, 4 took 0.83 s and 8 took 1.09 s (2 cores)

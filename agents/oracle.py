@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.policies import ACTIVATIONS, GaussianMLPPolicy
 from metarl.collect import PolicyFn
 from metarl.functional import Params
 from metarl.types import EpisodeBatch
+
+from .policies import ACTIVATIONS, GaussianMLPPolicy
 
 
 def fold_normalization(policy: GaussianMLPPolicy, mean: np.ndarray, var: np.ndarray, eps: float) -> None:

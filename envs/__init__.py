@@ -4,8 +4,8 @@ Importing this package registers every environment id (``metarl/Navigation2D-v0`
 ``metarl/HalfCheetahVel-v0``, ...) with Gymnasium.
 """
 
-from envs.registration import register_all, registered_ids
-from envs.tasks import DirectionTask, GoalTask, VelocityTask
+from .registration import register_all, registered_ids
+from .tasks import DirectionTask, GoalTask, VelocityTask
 
 register_all()
 

@@ -1,7 +1,7 @@
 """Register every task distribution with Gymnasium under the ``metarl`` namespace.
 
-Gymnasium 1.x has no plugin discovery, so ``import envs`` runs :func:`register_all`. Ids carry a version;
-a change to a task's reward, observation or dynamics gets a new version.
+Gymnasium 1.x has no plugin discovery, so ``import metarl.envs`` runs :func:`register_all`. Ids carry a
+version; a change to a task's reward, observation or dynamics gets a new version.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ NAMESPACE = "metarl"
 #: id -> (entry point, vector entry point or None, max_episode_steps, keyword arguments of both)
 ENV_SPECS: dict[str, tuple[str, str | None, int, dict[str, int | bool]]] = {
     "metarl/Navigation2D-v0": (
-        "envs.navigation:Navigation2DEnv",
-        "envs.navigation:Navigation2DVectorEnv",
+        "metarl.envs.navigation:Navigation2DEnv",
+        "metarl.envs.navigation:Navigation2DVectorEnv",
         100,
         {},
     ),
@@ -33,8 +33,8 @@ for _name, _module, _factory, _v1_frame_skip in (
 ):
     for _version, _frame_skip in (("v0", 5), ("v1", _v1_frame_skip)):
         ENV_SPECS[f"metarl/{_name}-{_version}"] = (
-            f"envs.mujoco.{_module}:{_name}Env",
-            f"envs.mujoco.vector:make_{_factory}",
+            f"metarl.envs.mujoco.{_module}:{_name}Env",
+            f"metarl.envs.mujoco.vector:make_{_factory}",
             200,
             {"frame_skip": _frame_skip},
         )
@@ -42,8 +42,8 @@ for _name, _module, _factory, _v1_frame_skip in (
 _V2_TASKS = (("AntVel", "ant_vel"), ("AntDir", "ant_dir"), ("AntGoal", "ant_goal"))
 for _name, _factory in _V2_TASKS:
     ENV_SPECS[f"metarl/{_name}-v2"] = (
-        f"envs.mujoco.ant:{_name}Env",
-        f"envs.mujoco.vector:make_{_factory}",
+        f"metarl.envs.mujoco.ant:{_name}Env",
+        f"metarl.envs.mujoco.vector:make_{_factory}",
         200,
         {"frame_skip": 2, "original_model": True},
     )

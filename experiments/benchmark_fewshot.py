@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP
+from metarl.agents.maml_supervised import SupervisedMAML
+from metarl.envs.fewshot import SinusoidTasks
 
-from agents.fewshot_models import FewShotConvNet, FewShotMLP
-from agents.maml_supervised import SupervisedMAML
-from envs.fewshot import SinusoidTasks
 from metarl.config import InnerConfig, MetaConfig
 from metarl.supervised import TaskBatch, as_task_batch
 

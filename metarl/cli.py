@@ -76,9 +76,9 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
 
     The policy is seeded by ``config.seed``.
     """
-    import envs  # noqa: F401  (registers the metarl/* ids)
-    from agents.maml_trpo import MAMLTRPO
-    from agents.policies import GaussianMLPPolicy
+    from metarl import envs  # noqa: F401  (registers the metarl/* ids)
+    from metarl.agents.maml_trpo import MAMLTRPO
+    from metarl.agents.policies import GaussianMLPPolicy
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -99,7 +99,7 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
     )
     obs_dim = collector.obs_dim
     if config.method == "oracle":
-        from envs.wrappers import task_features
+        from metarl.envs.wrappers import task_features
 
         obs_dim += task_features(distribution.sample_tasks(1, np.random.default_rng(0))[0]).shape[0]
     with torch.random.fork_rng():
@@ -127,9 +127,9 @@ def build_fewshot(config: Config):
     Image data is read and checked here: too few classes or images for the train and test settings raise a
     one-line :class:`ConfigError`.
     """
-    from agents.fewshot_models import FewShotConvNet, FewShotMLP
-    from agents.maml_supervised import SupervisedMAML
-    from envs.fewshot import make_fewshot_tasks
+    from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP
+    from metarl.agents.maml_supervised import SupervisedMAML
+    from metarl.envs.fewshot import make_fewshot_tasks
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -391,9 +391,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def _train_oracle(config: Config, run_dir: Path) -> int:
     """PPO with the task in the observation; the actor is saved as a metarl checkpoint and evaluated."""
-    from agents.oracle import train_oracle_ppo
-    from envs.wrappers import TaskInObservation
+    from metarl.agents.oracle import train_oracle_ppo
     from metarl.checkpoint import save_checkpoint
+    from metarl.envs.wrappers import TaskInObservation
 
     distribution, collector, _ = build(config, num_tasks=1, episodes=2)  # checks the config and env first
     collector.close()
@@ -581,8 +581,8 @@ def _evaluate_methods(
         rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
         tasks = distribution.sample_tasks(config.evaluation.tasks, rng)
         if config.method == "oracle" and adapter is learner:
-            from agents.oracle import OracleAdapter
-            from envs.wrappers import task_features
+            from metarl.agents.oracle import OracleAdapter
+            from metarl.envs.wrappers import task_features
 
             adapter = OracleAdapter(learner, torch.as_tensor(np.stack([task_features(t) for t in tasks])))
         return tasks, adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
@@ -685,7 +685,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     """``metarl benchmark``: collector backends, physics limit and meta-iteration time, in one run."""
     import json
 
-    import envs  # noqa: F401  (registers the metarl/* ids)
+    from metarl import envs  # noqa: F401  (registers the metarl/* ids)
     from metarl.benchmark import format_backend_table, format_table, run_backend_benchmark, run_benchmark
     from metarl.tasks import check_env_id
 

@@ -80,7 +80,7 @@ class RayWorker:
 
 
 def _pythonpath() -> str:
-    """The driver's import path for local Ray workers, so they import the same metarl, envs and agents."""
+    """The driver's import path for local Ray workers: the same metarl checkout, ``env.imports`` modules."""
     import metarl
 
     root = str(Path(metarl.__file__).resolve().parents[1])

@@ -6,10 +6,11 @@ Each gives a :class:`~envs.fewshot.base.FewShotBatch` of support and query sets 
 
 from __future__ import annotations
 
-from envs.fewshot.base import FewShotBatch, FewShotTasks
-from envs.fewshot.images import ClassificationTask, ImageClassificationTasks
-from envs.fewshot.sinusoid import SineTask, SinusoidTasks
 from metarl.errors import ConfigError, closest
+
+from .base import FewShotBatch, FewShotTasks
+from .images import ClassificationTask, ImageClassificationTasks
+from .sinusoid import SineTask, SinusoidTasks
 
 DATASETS = ("sinusoid", "omniglot", "miniimagenet")
 
@@ -31,10 +32,10 @@ def make_fewshot_tasks(
     if not root:
         raise ConfigError(f"data.root: {dataset} needs the folder of its images, e.g. --set data.root=PATH")
     if dataset == "omniglot":
-        from envs.fewshot.omniglot import load_omniglot
+        from .omniglot import load_omniglot
 
         return load_omniglot(root, ways, train_classes, cache_dir)
-    from envs.fewshot.miniimagenet import load_miniimagenet
+    from .miniimagenet import load_miniimagenet
 
     return load_miniimagenet(root, ways, cache_dir)
 

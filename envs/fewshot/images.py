@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.fewshot.base import FewShotBatch
 from metarl.errors import ConfigError
+
+from .base import FewShotBatch
 
 
 @dataclass(frozen=True)

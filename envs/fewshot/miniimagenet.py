@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.fewshot.images import ClassImages, ImageClassificationTasks, cached_split, decode_images
 from metarl.errors import ConfigError
+
+from .images import ClassImages, ImageClassificationTasks, cached_split, decode_images
 
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 84

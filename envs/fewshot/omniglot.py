@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.fewshot.images import ClassImages, ImageClassificationTasks, cached_split, decode_images
 from metarl.errors import ConfigError
+
+from .images import ClassImages, ImageClassificationTasks, cached_split, decode_images
 
 FOLDERS = ("images_background", "images_evaluation")
 IMAGE_SIZE = 28

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.fewshot.base import FewShotBatch
 from metarl.errors import ConfigError
+
+from .base import FewShotBatch
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, np.pi)

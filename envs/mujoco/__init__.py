@@ -1,5 +1,5 @@
 """MuJoCo task distributions (HalfCheetah and Ant) on Gymnasium's v5 models."""
 
-from envs.mujoco.common import install_warning_handler
+from .common import install_warning_handler
 
 install_warning_handler()

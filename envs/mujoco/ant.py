@@ -15,8 +15,8 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
-from envs.mujoco.common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
-from envs.tasks import DirectionTask, GoalTask, VelocityTask
+from ..tasks import DirectionTask, GoalTask, VelocityTask
+from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
 
 #: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
 CTRL_COST_WEIGHT = 0.005

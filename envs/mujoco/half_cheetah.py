@@ -13,8 +13,8 @@ import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
-from envs.mujoco.common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
-from envs.tasks import DirectionTask, VelocityTask
+from ..tasks import DirectionTask, VelocityTask
+from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
 
 #: 0.1 * 0.5 in the original code: weight of ``|a|^2`` in the control cost.
 CTRL_COST_WEIGHT = 0.05

@@ -22,9 +22,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.mujoco.ant import AntDirEnv, AntGoalEnv, AntTaskEnv, AntVelEnv
-from envs.mujoco.common import check_task
-from envs.mujoco.half_cheetah import HalfCheetahDirEnv, HalfCheetahTaskEnv, HalfCheetahVelEnv
+from .ant import AntDirEnv, AntGoalEnv, AntTaskEnv, AntVelEnv
+from .common import check_task
+from .half_cheetah import HalfCheetahDirEnv, HalfCheetahTaskEnv, HalfCheetahVelEnv
 
 STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 #: ``(x_velocity [N], qpos [N, nq], tasks [N, F]) -> {reward term name: [N]}``

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from agents.batch_norm import batch_norm
+from metarl.agents.batch_norm import batch_norm
 
 
 def _inputs(seed: int = 0, size: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from agents.maml_trpo import MAMLTRPO
-from agents.mlp_curvature import (
+from metarl.agents.maml_trpo import MAMLTRPO
+from metarl.agents.mlp_curvature import (
     ClosedFormMetaUpdate,
     closed_form_supported,
     inner_gradient,
@@ -15,7 +14,8 @@ from agents.mlp_curvature import (
     mlp_layout,
     split_params,
 )
-from agents.policies import GaussianMLPPolicy, gaussian_log_prob
+from metarl.agents.policies import GaussianMLPPolicy, gaussian_log_prob
+
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.functional import flatten_params, unflatten_params
 from metarl.types import EpisodeBatch, MetaBatch
@@ -146,7 +146,7 @@ def test_linearize_equals_jfj(
 
 def test_chunks_of_tasks_give_the_same_product(monkeypatch) -> None:
     """The chunk size is a cache optimisation only."""
-    import agents.mlp_curvature as curvature
+    import metarl.agents.mlp_curvature as curvature
 
     mb = meta_batch()
     learner = make_learner("tanh")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from metarl import envs
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def test_v1_ids_step_at_the_original_control_rate(env_id: str, dt: float) -> Non
 
 @pytest.mark.parametrize("task", ["AntVel", "AntDir", "AntGoal"])
 def test_ant_v2_ids_use_the_original_contact_softness_and_initial_pose(task: str) -> None:
-    from envs.mujoco.ant import ORIGINAL_INIT_QPOS, ORIGINAL_SOLIMP
+    from metarl.envs.mujoco.ant import ORIGINAL_INIT_QPOS, ORIGINAL_SOLIMP
 
     v1, v2 = gym.make(f"metarl/{task}-v1").unwrapped, gym.make(f"metarl/{task}-v2").unwrapped
     assert v2.dt == pytest.approx(v1.dt) == pytest.approx(0.02)

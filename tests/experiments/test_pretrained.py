@@ -9,7 +9,7 @@ import gymnasium as gym
 import imageio.v3 as iio
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
+from metarl import envs  # noqa: F401  (registers the ids)
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import envs
+from metarl import envs
 from metarl.benchmark import (
     BACKENDS,
     FISHER_VARIANTS,

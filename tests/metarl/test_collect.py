@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from metarl.envs.navigation import sample_goals
 
-import envs
-from envs.navigation import sample_goals
+from metarl import envs
 from metarl.collect import VectorCollector, make_collector, make_vector_env
 from metarl.errors import ConfigError
 

@@ -15,10 +15,12 @@ import gymnasium as gym
 import imageio.v3 as iio
 import pytest
 from conftest import tiny_settings  # noqa: E402
+from metarl.envs.tasks import GoalTask
 
-import envs  # noqa: F401  (registers the ids)
-from envs.tasks import GoalTask
-from metarl import render
+from metarl import (
+    envs,  # noqa: F401  (registers the ids)
+    render,
+)
 from metarl.cli import main
 from metarl.errors import ConfigError
 

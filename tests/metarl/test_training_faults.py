@@ -12,11 +12,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # faulty_envs, imported by env.imports
 
+import metarl.agents.maml_trpo  # noqa: E402
 from conftest import tiny_settings  # noqa: E402
+from metarl.agents.maml_trpo import MAMLTRPO  # noqa: E402
+from metarl.agents.policies import GaussianMLPPolicy  # noqa: E402
 
-import agents.maml_trpo  # noqa: E402
-from agents.maml_trpo import MAMLTRPO  # noqa: E402
-from agents.policies import GaussianMLPPolicy  # noqa: E402
 from metarl.cli import main  # noqa: E402
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig  # noqa: E402
 from metarl.errors import NonFiniteError  # noqa: E402
@@ -123,7 +123,7 @@ def test_the_learner_refuses_non_finite_advantages_gradients_and_parameters(
     def exploding_search(evaluate, params, *args):
         return LineSearchResult(params + float("inf"), True, 1, 0.0, 0.0)
 
-    monkeypatch.setattr(agents.maml_trpo, "backtracking_line_search", exploding_search)
+    monkeypatch.setattr(metarl.agents.maml_trpo, "backtracking_line_search", exploding_search)
     with pytest.raises(NonFiniteError, match="parameters"):
         learner.step(meta_batch_with())
     for k, v in learner.policy.state_dict().items():

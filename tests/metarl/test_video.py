@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from metarl.envs.tasks import GoalTask
 
-from envs.tasks import GoalTask
 from metarl.video import Episode, plane_frames
 
 

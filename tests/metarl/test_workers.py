@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # workers import the test env module by the same name
 
 from faulty_envs import FaultTask  # noqa: E402
+from metarl.agents.policies import GaussianMLPPolicy, TaskPolicy, task_noise_seeds  # noqa: E402
 
-from agents.policies import GaussianMLPPolicy, TaskPolicy, task_noise_seeds  # noqa: E402
 from metarl.collect import CollectorSpec  # noqa: E402
 from metarl.config import CollectorConfig  # noqa: E402
 from metarl.errors import CollectorError  # noqa: E402
@@ -61,7 +61,7 @@ FAULTY = CollectorSpec("metarl-test/Faulty-v0", E, imports=("faulty_envs",))
 
 
 def nav_tasks():
-    import envs  # noqa: F401
+    from metarl import envs  # noqa: F401
     from metarl.tasks import make_task_distribution
 
     return make_task_distribution("metarl/Navigation2D-v0").sample_tasks(N, np.random.default_rng(3))
