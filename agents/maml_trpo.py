@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from metarl.collect import Collector
+from metarl.collection import Collector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.errors import NonFiniteError
 from metarl.functional import (

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metarl.collect import PolicyFn
+from metarl.collection import PolicyFn
 from metarl.functional import Params
 from metarl.types import EpisodeBatch
 

@@ -22,7 +22,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from metarl.collect import PolicyFn, VectorCollector, make_vector_env
+from metarl.collection import PolicyFn, VectorCollector, make_vector_env
 from metarl.types import Task
 
 BACKENDS = ("fast", "gymnasium-sync", "gymnasium-async", "sb3-dummy", "sb3-subproc")

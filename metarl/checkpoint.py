@@ -82,3 +82,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"this metarl reads up to {FORMAT_VERSION}"
         )
     return payload
+
+
+def resolve_target(target: str | Path) -> tuple[Path, Path]:
+    """The checkpoint file a command's target stands for, and the folder its outputs go to by default.
+
+    ``target`` may be a run directory (its ``checkpoints/latest.pt``; outputs in the run directory), a folder
+    holding one checkpoint file, such as a shipped policy's ``experiments/pretrained/<task>/`` (that file;
+    outputs there), or a checkpoint file (outputs in its run directory if it lies in ``RUN/checkpoints/``,
+    else in its folder).
+
+    Raises:
+        CheckpointError: ``target`` does not exist, or is a folder with neither ``checkpoints/latest.pt`` nor
+            exactly one ``.pt`` file.
+    """
+    target = Path(target)
+    if target.is_file():
+        in_run = target.parent.name == "checkpoints"
+        return target, target.parent.parent if in_run else target.parent
+    if not target.is_dir():
+        raise CheckpointError(f"checkpoint: {str(target)!r} does not exist")
+    latest = target / "checkpoints" / "latest.pt"
+    if latest.exists():
+        return latest, target
+    files = sorted(target.glob("*.pt"))
+    if len(files) == 1:
+        return files[0], target
+    found = f"{len(files)} .pt files ({', '.join(f.name for f in files)})" if files else "no .pt file"
+    raise CheckpointError(
+        f"checkpoint: {str(target)!r} is a folder with no checkpoints/latest.pt and {found}; give a run "
+        "directory, a folder holding one checkpoint (such as experiments/pretrained/<task>), or a .pt file"
+    )

@@ -31,8 +31,8 @@ import torch
 import yaml
 
 from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import atomic_write, load_checkpoint
-from metarl.collect import collector_from_config
+from metarl.checkpoint import atomic_write, load_checkpoint, resolve_target
+from metarl.collection import collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
 from metarl.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.run_files import UNCHANGED, check_config_matches, check_metrics, checkpoint_iteration, damaged
@@ -63,7 +63,7 @@ RECORDED_RESUMABLE_CHANGES = (
     "trpo.fisher_subsample_grow_at",
 )
 #: modules a worker process imports to register the task distributions (plus the config's env.imports)
-TASK_IMPORTS = ("envs",)
+TASK_IMPORTS = ("metarl.envs",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -502,6 +502,7 @@ def _print_summary(summary: dict) -> None:
         print(f"adaptation ({method}, {summary['num_tasks']} new tasks, mean ± s.e. after k steps) {cells}")
 
 
+TARGET_HELP = "a run directory, a folder holding one checkpoint (experiments/pretrained/TASK) or a .pt file"
 #: evaluate's options that override the config's evaluation section
 EVALUATE_OPTIONS = (
     "tasks",
@@ -517,8 +518,7 @@ EVALUATE_OPTIONS = (
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``metarl evaluate``: adaptation curve of a checkpoint (or a run's latest) on new tasks."""
-    target = Path(args.target)
-    path = target / "checkpoints" / "latest.pt" if target.is_dir() else target
+    path, default_out = resolve_target(args.target)
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
     config.collector.backend = "local"  # evaluate where you are: the run's workers or cluster may be gone
@@ -526,12 +526,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
     config = config_from_dict(config_to_dict(config))
-    if args.out:
-        out_dir = Path(args.out)
-    elif target.is_dir():
-        out_dir = target
-    else:  # RUN/checkpoints/x.pt -> RUN; a loose checkpoint -> its folder
-        out_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
+    out_dir = Path(args.out) if args.out else default_out
     if config.is_fewshot:
         if args.baselines or args.compare:
             raise ConfigError("evaluate: --baselines and --compare are for meta-RL runs, not few-shot ones")
@@ -636,19 +631,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             gl_error = exc  # raised later only if a MuJoCo env must be filmed; 2-D plots need no OpenGL
     target = Path(args.target)
-    state = load_checkpoint(target / "checkpoints" / "latest.pt" if target.is_dir() else target)
+    path, default_out = resolve_target(target)
+    state = load_checkpoint(path)
     config = config_from_dict(state["config"])
     config.collector.backend = "local"  # rendering needs the in-process collector's action mapping
     if config.is_fewshot:
         raise ConfigError(
             f"render: {str(target)!r} is a few-shot ({config.data.dataset}) run; render shows policies"
         )
-    if args.out:
-        out = Path(args.out)
-    elif target.is_dir():
-        out = target / "rollout.gif"
-    else:
-        out = (target.parent.parent if target.parent.name == "checkpoints" else target.parent) / "rollout.gif"
+    out = Path(args.out) if args.out else default_out / "rollout.gif"
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes: must be >= 1, got {args.episodes}")
     steps = render.parse_steps(args.steps)
@@ -732,7 +723,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_train)
     evaluate = commands.add_parser("evaluate", help="adaptation curve on new tasks")
-    evaluate.add_argument("target", help="a run directory or a checkpoint file")
+    evaluate.add_argument(
+        "target",
+        help="a run directory, a folder holding one checkpoint (experiments/pretrained/TASK) or a .pt file",
+    )
     evaluate.add_argument("--tasks", type=int, help="new tasks (default: the config's evaluation.tasks)")
     evaluate.add_argument("--steps", type=int, help="inner steps")
     evaluate.add_argument("--episodes", type=int, help="episodes per task and step")
@@ -761,7 +755,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=cmd_evaluate)
     rend = commands.add_parser("render", help="video of the policy before and after adapting to one task")
-    rend.add_argument("target", help="a run directory or a checkpoint file")
+    rend.add_argument(
+        "target",
+        help="a run directory, a folder holding one checkpoint (experiments/pretrained/TASK) or a .pt file",
+    )
     rend.add_argument(
         "--task", action="append", metavar="FIELD=VALUE", help="task field, e.g. velocity=1.5 or x=0.1,y=-0.2"
     )

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from metarl.checkpoint import atomic_write
-from metarl.collect import PolicyFn, VectorCollector
+from metarl.collection import PolicyFn, VectorCollector
 from metarl.types import EpisodeBatch, Task
 
 

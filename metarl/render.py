@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from metarl.collect import VectorCollector
+from metarl.collection import VectorCollector
 from metarl.errors import ConfigError, closest
 from metarl.evaluation import Adapter
 from metarl.functional import Params

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from metarl.checkpoint import load_checkpoint, save_checkpoint
-from metarl.collect import Collector
+from metarl.collection import Collector
 from metarl.config import Config, config_to_dict
 from metarl.errors import NonFiniteError, Stopped, WriteError, resume_note
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tiny_settings, train_command
 
 PACKAGE_FOLDERS = {"metarl": REPO / "metarl", "metarl/envs": REPO / "envs", "metarl/agents": REPO / "agents"}
 
@@ -168,3 +168,14 @@ def test_the_import_scan_finds_absolute_but_not_relative_imports() -> None:
         "import envs\nfrom agents.policies import x\nfrom .tasks import y\nfrom ..envs import z\n"
     )
     assert _absolute_imports_of(tree, ("envs", "agents")) == [1, 2]
+
+
+def test_installed_metarl_trains_with_subprocess_workers_outside_the_checkout(installed, tmp_path) -> None:
+    # the workers import the task distributions by module name: they must find them in the installed package
+    config = tmp_path / "navigation2d-quick.yaml"
+    shutil.copy(REPO / "experiments" / "navigation2d-quick.yaml", config)
+    settings = tiny_settings("meta.iterations=1", "collector.backend=subprocess", "collector.workers=2")
+    command = [sys.executable, "-m", "metarl.cli", *train_command(config, tmp_path / "run", settings)]
+    result = _run_outside(installed, command, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").is_file()

@@ -206,7 +206,7 @@ def test_bad_arguments_raise() -> None:
 
 @pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0"])
 def test_an_unstable_simulation_ends_its_episode_resets_and_is_counted(env_id: str) -> None:
-    from metarl.collect import VectorCollector
+    from metarl.collection import VectorCollector
 
     env = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point")
     env.reset(seed=0)

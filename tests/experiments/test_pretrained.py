@@ -23,8 +23,9 @@ def test_shipped_policy_loads_and_adapts(path: Path, tmp_path: Path) -> None:
     state = load_checkpoint(path)
     assert state["iteration"] >= 1 and "log_std" in state["policy"]
     out = tmp_path / "eval"
-    # the policy's own episodes per task (evaluation.episodes, 20): fewer give a noisier inner step
-    args = ["evaluate", str(path), "--tasks", "4", "--steps", "1", "--out", str(out)]
+    # the shipped folder stands for its policy.pt; the policy's own episodes per task (evaluation.episodes,
+    # 20): fewer give a noisier inner step
+    args = ["evaluate", str(path.parent), "--tasks", "4", "--steps", "1", "--out", str(out)]
     assert main(args) == 0
     rows = json.loads((out / "adaptation.json").read_text())["methods"]["maml"]
     assert rows[1]["mean"] > rows[0]["mean"], "one inner step should improve the return of a trained policy"

@@ -22,7 +22,7 @@ from metarl.benchmark import (
     peak_memory_mib,
 )
 from metarl.cli import main
-from metarl.collect import VectorCollector
+from metarl.collection import VectorCollector
 
 
 @pytest.fixture(autouse=True)

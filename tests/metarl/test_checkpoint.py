@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from metarl import checkpoint
-from metarl.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from metarl.checkpoint import FORMAT_VERSION, load_checkpoint, resolve_target, save_checkpoint
 from metarl.errors import CheckpointError
 
 
@@ -219,3 +219,28 @@ def test_a_resumed_run_that_logs_new_metrics_widens_the_csv_and_keeps_its_rows(t
     sink.write(3, {"a": 3.0, "c": 9.0})
     sink.write(4, {"c": 16.0, "a": 4.0})
     assert path.read_text().splitlines() == ["iteration,a,c", "1,1.0,", "2,2.0,", "3,3.0,9.0", "4,4.0,16.0"]
+
+
+def test_resolve_target_reads_a_run_a_policy_folder_or_a_file(tmp_path):
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoints" / "latest.pt", {"iteration": 1, "policy": {}, "config": {}})
+    save_checkpoint(run / "checkpoints" / "best.pt", {"iteration": 1, "policy": {}, "config": {}})
+    shipped = tmp_path / "pretrained" / "task"
+    save_checkpoint(shipped / "policy.pt", {"iteration": 1, "policy": {}, "config": {}})
+    assert resolve_target(run) == (run / "checkpoints" / "latest.pt", run)
+    assert resolve_target(run / "checkpoints" / "best.pt") == (run / "checkpoints" / "best.pt", run)
+    assert resolve_target(shipped) == (shipped / "policy.pt", shipped)
+    assert resolve_target(shipped / "policy.pt") == (shipped / "policy.pt", shipped)
+
+
+def test_resolve_target_names_what_a_folder_lacks(tmp_path):
+    with pytest.raises(
+        CheckpointError, match=r"no checkpoints/latest.pt and no .pt file; give a run directory"
+    ):
+        resolve_target(tmp_path)
+    (tmp_path / "a.pt").write_bytes(b"")
+    (tmp_path / "b.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"2 .pt files \(a.pt, b.pt\)"):
+        resolve_target(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_target(tmp_path / "missing")

@@ -11,7 +11,7 @@ import torch
 from metarl.envs.navigation import sample_goals
 
 from metarl import envs
-from metarl.collect import VectorCollector, make_collector, make_vector_env
+from metarl.collection import VectorCollector, make_collector, make_vector_env
 from metarl.errors import ConfigError
 
 

@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).parent))  # workers import the test env mo
 from faulty_envs import FaultTask  # noqa: E402
 from metarl.agents.policies import GaussianMLPPolicy, TaskPolicy, task_noise_seeds  # noqa: E402
 
-from metarl.collect import CollectorSpec  # noqa: E402
+from metarl.collection import CollectorSpec, collector_from_config  # noqa: E402
+from metarl.collection.processes import SubprocessCollector  # noqa: E402
 from metarl.config import CollectorConfig  # noqa: E402
 from metarl.errors import CollectorError  # noqa: E402
 from metarl.functional import expand_params  # noqa: E402
-from metarl.workers import SubprocessCollector  # noqa: E402
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'metarl[ray]')")
@@ -41,12 +41,11 @@ def assert_same_batch(a, b) -> None:
 
 
 def remote(backend: str, spec: CollectorSpec, **options):
+    """The ``backend`` collector as ``collector_from_config`` builds it from these collector settings."""
     config = CollectorConfig(backend=backend, workers=2, **options)
-    if backend == "subprocess":
-        return SubprocessCollector(spec, N, config)
-    from metarl.ray_collector import RayCollector
-
-    return RayCollector(spec, N, config)
+    collector = collector_from_config(config, spec.env_id, spec.imports, N, spec.episodes_per_task)
+    assert type(collector).__name__ == {"subprocess": "SubprocessCollector", "ray": "RayCollector"}[backend]
+    return collector
 
 
 def local_batch(spec: CollectorSpec, tasks, seed: int = 11):
@@ -56,7 +55,7 @@ def local_batch(spec: CollectorSpec, tasks, seed: int = 11):
     return batch
 
 
-NAV = CollectorSpec("metarl/Navigation2D-v0", E, imports=("envs",))
+NAV = CollectorSpec("metarl/Navigation2D-v0", E, imports=("metarl.envs",))
 FAULTY = CollectorSpec("metarl-test/Faulty-v0", E, imports=("faulty_envs",))
 
 
@@ -83,8 +82,7 @@ def test_subprocess_returns_the_local_batch() -> None:
 def test_forkserver_and_any_number_of_workers_give_the_same_batch() -> None:
     tasks = nav_tasks()
     expected = local_batch(NAV, tasks)
-    options = CollectorConfig(backend="subprocess", workers=3, start_method="forkserver")
-    collector = SubprocessCollector(NAV, N, options)
+    collector = SubprocessCollector(NAV, N, workers=3, start_method="forkserver")
     try:
         assert [hi - lo for lo, hi in collector.slices] == [2, 1, 1]
         assert_same_batch(collector.collect(tasks, task_policy(2, 2), seed=11), expected)

@@ -1,40 +1,28 @@
-"""Collector backends with workers: each worker owns whole tasks and steps them with its own collector.
+"""What the worker backends share: each worker owns whole tasks and steps them with its own collector.
 
-:class:`RemoteCollector` holds what the ``subprocess`` and ``ray`` backends share. It cuts the ``N`` tasks
-into one contiguous slice per worker, sends each worker its tasks, the policy of those tasks
-(``SliceablePolicy.select``) and the reset seed of its first sub-env, and waits with a deadline. Worker ``k``
-runs a :class:`~metarl.collect.VectorCollector` over its slice, whose sub-envs are the same sub-envs (same
-task, same reset seed, same noise stream) as in the ``local`` backend, so the assembled batch equals the one
-``local`` returns. A worker that dies or does not answer within ``collector.timeout_s`` is killed, replaced,
-and its slice collected again, with a warning; more than ``collector.max_restarts`` replacements in one
-collection stop it with a :class:`~metarl.errors.CollectorError`.
-
-:class:`SubprocessCollector` runs the workers as processes (``spawn`` or ``forkserver``; torch limited to one
-thread in each). Jobs go through a pipe (pickled by value), and the episodes come back through a
-shared-memory block per worker (``multiprocessing.shared_memory``) that outlives the worker, so a replacement
-writes into the same block.
+:class:`RemoteCollector` cuts the ``N`` tasks into one contiguous slice per worker, sends each worker its
+tasks, the policy of those tasks (``SliceablePolicy.select``) and the reset seed of its first sub-env, and
+waits with a deadline. Worker ``k`` runs a :class:`~metarl.collection.vector.VectorCollector` over its slice,
+whose sub-envs are the same sub-envs (same task, same reset seed, same noise stream) as in the ``local``
+backend, so the assembled batch equals the one ``local`` returns. A worker that dies or does not answer within
+``timeout_s`` is killed, replaced, and its slice collected again, with a warning; more than ``max_restarts``
+replacements in one collection stop it with a :class:`~metarl.errors.CollectorError`. The backends
+(:mod:`~metarl.collection.processes`, :mod:`~metarl.collection.ray_actors`) supply how a worker starts,
+receives a job, answers and ends.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import multiprocessing
-import multiprocessing.connection
-import pickle
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Sequence
-from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
 import torch
 
-from metarl.collect import CollectorSpec, PolicyFn
-from metarl.config import CollectorConfig
+from metarl.collection.vector import CollectorSpec, PolicyFn
 from metarl.errors import CollectorError
 from metarl.types import EpisodeBatch, Task
 
@@ -55,12 +43,24 @@ class RemoteCollector(abc.ABC):
     Args:
         spec: how each worker builds its collector.
         num_tasks: ``N``; worker ``k`` gets a contiguous slice of whole tasks.
-        options: the collector settings (``workers``, ``timeout_s``, ``max_restarts``, ...).
+        workers: how many workers (at most ``N``).
+        timeout_s: seconds a collection may take before a worker that has not answered is replaced.
+        startup_timeout_s: seconds a starting worker gets on top of ``timeout_s``.
+        max_restarts: replacements allowed in one collection before it fails.
     """
 
     backend = "remote"
 
-    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
+    def __init__(
+        self,
+        spec: CollectorSpec,
+        num_tasks: int,
+        *,
+        workers: int = 2,
+        timeout_s: float = 600.0,
+        startup_timeout_s: float = 120.0,
+        max_restarts: int = 3,
+    ) -> None:
         """See the class docstring."""
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
@@ -68,12 +68,12 @@ class RemoteCollector(abc.ABC):
         self.num_tasks = num_tasks
         self.episodes_per_task = spec.episodes_per_task
         self.obs_dim, self.act_dim, self.horizon = spec.spaces()
-        parts = np.array_split(np.arange(num_tasks), min(options.workers, num_tasks))
+        parts = np.array_split(np.arange(num_tasks), min(workers, num_tasks))
         self.slices = [(int(p[0]), int(p[-1]) + 1) for p in parts]
-        self.timeout_s = float(options.timeout_s)
-        self.startup_timeout_s = float(options.startup_timeout_s)
+        self.timeout_s = float(timeout_s)
+        self.startup_timeout_s = float(startup_timeout_s)
         self._fresh: set[int] = set()  # started, not yet answered: their start-up gets its own time
-        self.max_restarts = int(options.max_restarts)
+        self.max_restarts = int(max_restarts)
         self._started = False
         self._stats = {"collector/unstable_resets": 0.0, "collector/worker_restarts": 0.0}
 
@@ -221,159 +221,3 @@ class RemoteCollector(abc.ABC):
             self._started = False
             self._fresh.clear()
             self._shutdown()
-
-
-def _views(buffer: Any, layout: Layout) -> dict[str, np.ndarray]:
-    views, offset = {}, 0
-    for name, (shape, dtype) in layout.items():
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        views[name] = np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset)
-        offset += -(-size // 8) * 8
-    return views
-
-
-def _nbytes(layout: Layout) -> int:
-    return sum(-(-int(np.prod(s)) * np.dtype(d).itemsize // 8) * 8 for s, d in layout.values())
-
-
-def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layout, conn: Any) -> None:
-    """Body of a worker process: build a collector, then answer jobs until told to stop or the pipe closes."""
-    # Ctrl-C and SIGTERM are the main process's to handle: it finishes the iteration, then closes the pipe
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    shm = SharedMemory(name=shm_name)
-    views = _views(shm.buf, layout)
-    try:
-        collector = spec.build(num_tasks)
-    except Exception as exc:
-        with contextlib.suppress(OSError):
-            conn.send(("error", f"building the envs: {one_line(exc)}"))
-        return
-    try:
-        while True:
-            try:
-                job = conn.recv_bytes()
-            except (EOFError, OSError):
-                break
-            if not job:
-                break
-            tasks, policy, seed = pickle.loads(job)
-            try:
-                batch = collector.collect(tasks, policy, seed)
-                for name, view in views.items():
-                    view[...] = getattr(batch, name).numpy()
-                reply = ("done", collector.pop_stats())
-            except Exception as exc:
-                reply = ("error", one_line(exc))
-            try:
-                conn.send(reply)
-            except OSError:  # the main process is gone
-                break
-    finally:
-        collector.close()
-        views.clear()
-        shm.close()
-
-
-def _send_quietly(conn: Any, message: bytes) -> None:
-    try:
-        conn.send_bytes(message)
-    except (OSError, ValueError):  # the worker died: the main loop sees its sentinel
-        pass
-
-
-class SubprocessCollector(RemoteCollector):
-    """Worker processes on this machine (``collector.workers`` of them, ``collector.start_method``).
-
-    Args:
-        spec: how each worker builds its collector.
-        num_tasks: ``N``.
-        options: the collector settings.
-    """
-
-    backend = "subprocess"
-
-    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
-        """See the class docstring."""
-        super().__init__(spec, num_tasks, options)
-        self._context = multiprocessing.get_context(options.start_method)
-        self._shms: list[SharedMemory] = []
-        self._processes: dict[int, Any] = {}
-        self._conns: dict[int, Any] = {}
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the running workers (tests kill them)."""
-        return [self._processes[k].pid for k in sorted(self._processes)]
-
-    def _start(self, k: int) -> None:
-        if not self._shms:
-            self._shms = [
-                SharedMemory(create=True, size=max(8, _nbytes(self.layout(j))))
-                for j in range(len(self.slices))
-            ]
-        lo, hi = self.slices[k]
-        parent, child = self._context.Pipe()
-        process = self._context.Process(
-            target=worker_main,
-            args=(self.spec, hi - lo, self._shms[k].name, self.layout(k), child),
-            name=f"metarl-collector-{k}",
-            daemon=True,
-        )
-        process.start()
-        child.close()
-        self._processes[k], self._conns[k] = process, parent
-
-    def _submit(self, k: int, tasks: list[Task], policy: Any, seed: int) -> None:
-        lo, hi = self.slices[k]
-        # Plain pickle, by value: multiprocessing's own pickler would pass tensors as shared-memory handles
-        # once anything has imported torch.multiprocessing, and those could be freed before the worker reads.
-        message = pickle.dumps((tasks, policy.select(lo, hi), seed), protocol=pickle.HIGHEST_PROTOCOL)
-        # a thread, so that a worker that is still importing (or hung) never blocks the main process
-        threading.Thread(target=_send_quietly, args=(self._conns[k], message), daemon=True).start()
-
-    def _wait(self, pending: Sequence[int], timeout: float) -> dict[int, tuple[str, Any]]:
-        handles = {}
-        for k in pending:
-            handles[self._conns[k]] = k
-            handles[self._processes[k].sentinel] = k
-        ready = multiprocessing.connection.wait(list(handles), timeout)
-        outcomes: dict[int, tuple[str, Any]] = {}
-        for k in sorted({handles[h] for h in ready}):
-            conn, process = self._conns[k], self._processes[k]
-            try:
-                message = conn.recv() if conn.poll() else None
-            except (EOFError, OSError):
-                message = None
-            if message is None:
-                process.join(1.0)
-                code = process.exitcode
-                how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
-                outcomes[k] = ("dead", f"(pid {process.pid}) {how} during collection")
-            elif message[0] == "done":
-                views = _views(self._shms[k].buf, self.layout(k))
-                outcomes[k] = ("done", ({name: v.copy() for name, v in views.items()}, message[1]))
-            else:
-                outcomes[k] = ("error", message[1])
-        return outcomes
-
-    def _kill(self, k: int) -> None:
-        process = self._processes.pop(k)
-        process.kill()
-        process.join(5.0)
-        self._conns.pop(k).close()
-
-    def _shutdown(self) -> None:
-        for conn in self._conns.values():
-            _send_quietly(conn, b"")  # empty: stop
-        for k, process in self._processes.items():
-            process.join(5.0)
-            if process.is_alive():
-                process.kill()
-                process.join(5.0)
-            self._conns[k].close()
-        self._processes, self._conns = {}, {}
-        for shm in self._shms:
-            shm.close()
-            shm.unlink()
-        self._shms = []

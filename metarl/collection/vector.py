@@ -12,9 +12,8 @@ collects: adaptation, baselines and advantages belong to the learner.
 A sub-env whose simulation became unstable (it reports ``info["unstable"]``, as the fast MuJoCo vector env
 does for a non-finite state) ends its episode there and is counted in :meth:`VectorCollector.pop_stats`.
 
-Backends (:func:`collector_from_config`): ``local`` is :class:`VectorCollector` in this process;
-``subprocess`` (:mod:`metarl.workers`) and ``ray`` (:mod:`metarl.ray_collector`) give each worker whole tasks
-and a :class:`VectorCollector` of its own, and return exactly the batch ``local`` returns.
+The backends (:mod:`metarl.collection.backends`) build this collector in the training process (``local``) or
+in each worker (``subprocess``, ``ray``) from a :class:`CollectorSpec`.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
-from metarl.config import CollectorConfig
 from metarl.errors import ConfigError
 from metarl.tasks import check_env_id, import_task_modules
 from metarl.types import EpisodeBatch, Task
@@ -39,7 +37,6 @@ from metarl.types import EpisodeBatch, Task
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
 PolicyFn = Callable[[Tensor], Tensor]
 VECTORIZATION_MODES = ("auto", "vector_entry_point", "sync", "async")
-BACKENDS = ("local", "subprocess", "ray")
 
 
 class SliceablePolicy(Protocol):
@@ -290,34 +287,6 @@ class CollectorSpec:
         dims = (int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)))
         env.close()
         return (*dims, horizon)
-
-
-def collector_from_config(
-    collector: CollectorConfig, env_id: str, imports: Sequence[str], num_tasks: int, episodes_per_task: int
-) -> Collector:
-    """The collector that ``collector`` asks for.
-
-    Args:
-        collector: backend, workers, address, timeouts, vectorization and action rescaling.
-        env_id: the task distribution's id.
-        imports: modules that register ``env_id`` in a worker process.
-        num_tasks: ``N``.
-        episodes_per_task: ``E``.
-    """
-    spec = CollectorSpec(
-        env_id, episodes_per_task, collector.vectorization, collector.rescale_actions, tuple(imports)
-    )
-    if collector.backend == "local":
-        return spec.build(num_tasks)
-    if collector.backend == "subprocess":
-        from metarl.workers import SubprocessCollector
-
-        return SubprocessCollector(spec, num_tasks, collector)
-    if collector.backend == "ray":
-        from metarl.ray_collector import RayCollector
-
-        return RayCollector(spec, num_tasks, collector)
-    raise ConfigError(f"collector.backend: {collector.backend!r} is not one of {list(BACKENDS)}")
 
 
 def make_collector(

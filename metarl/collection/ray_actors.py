@@ -1,10 +1,10 @@
 """The ``ray`` collector backend: Ray actors, on this machine or a cluster, each owning whole tasks.
 
-Each actor builds a :class:`~metarl.collect.VectorCollector` for its slice of the meta-batch once (tasks are
-shipped with every call, envs never are). A collection puts the policy of all tasks in the object store once,
-then calls every actor with its tasks, the object reference and its slice bounds; the actor cuts its
-tasks' policy from it (``select``) and runs whole episodes. The fault handling (deadlines, replacing dead
-actors) is :class:`~metarl.workers.RemoteCollector`'s.
+Each actor builds a :class:`~metarl.collection.vector.VectorCollector` for its slice of the meta-batch once
+(tasks are shipped with every call, envs never are). A collection puts the policy of all tasks in the object
+store once, then calls every actor with its tasks, the object reference and its slice bounds; the actor cuts
+its tasks' policy from it (``select``) and runs whole episodes. The fault handling (deadlines, replacing dead
+actors) is :class:`~metarl.collection.remote.RemoteCollector`'s.
 
 ``collector.address``: empty starts a local Ray instance (``num_cpus`` at least ``collector.workers``, the
 driver's ``PYTHONPATH`` passed to its workers); ``auto`` joins the one running on this machine; ``host:port``
@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarl.collect import CollectorSpec
-from metarl.config import CollectorConfig
+from metarl.collection.remote import RemoteCollector, one_line
+from metarl.collection.vector import CollectorSpec
 from metarl.errors import ConfigError
 from metarl.types import Task
-from metarl.workers import RemoteCollector, one_line
 
 #: seconds to wait for a TCP connection to a Ray head before calling the address unreachable
 CONNECT_TIMEOUT_S = 3.0
@@ -94,15 +93,17 @@ class RayCollector(RemoteCollector):
     Args:
         spec: how each actor builds its collector.
         num_tasks: ``N``.
-        options: the collector settings (``address`` among the rest).
+        address: empty (start a local Ray instance), ``auto`` or ``host:port`` of a running head.
+        limits: ``workers``, ``timeout_s``, ``startup_timeout_s``, ``max_restarts`` of
+            :class:`~metarl.collection.remote.RemoteCollector`.
 
     Raises:
-        ConfigError: Ray is not installed, or ``options.address`` cannot be reached.
+        ConfigError: Ray is not installed, or ``address`` cannot be reached.
     """
 
     backend = "ray"
 
-    def __init__(self, spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> None:
+    def __init__(self, spec: CollectorSpec, num_tasks: int, *, address: str = "", **limits: Any) -> None:
         """See the class docstring."""
         try:
             import ray  # noqa: F401
@@ -111,10 +112,10 @@ class RayCollector(RemoteCollector):
                 "collector.backend: 'ray' needs the ray package; pip install 'metarl[ray]' "
                 "(or choose local or subprocess)"
             ) from None
-        check_address(options.address)
-        super().__init__(spec, num_tasks, options)
-        self.address = options.address
-        self._workers_wanted = options.workers
+        check_address(address)
+        super().__init__(spec, num_tasks, **limits)
+        self.address = address
+        self._workers_wanted = len(self.slices)
         self._actors: dict[int, Any] = {}
         self._refs: dict[Any, int] = {}
         self._policy_ref: Any = None
