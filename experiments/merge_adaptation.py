@@ -1,7 +1,6 @@
 """Join adaptation files evaluated on the same tasks (e.g. a run's and its oracle's) without evaluating again.
 
-    python experiments/merge_adaptation.py docs/results/ant_vel-v1-compare runs/antvel-v1-oracle \
-        --out docs/results/ant_vel-v1-compare-oracle
+    python experiments/merge_adaptation.py runs/antvel/compare runs/antvel-oracle --out runs/antvel/merged
 
 Each input is an ``adaptation.csv`` or a folder holding one. A method in several inputs keeps the first one's
 curve; every curve keeps the values of the evaluation that wrote it. The inputs' ``adaptation.json`` files

@@ -1,7 +1,6 @@
 """Paired comparisons of adaptation curves evaluated on the same tasks: the figures docs/RESULTS.md quotes.
 
-    python experiments/paired_adaptation.py docs/results/ant_dir-v1-it340-compare \
-        docs/results/ant_dir-v1-it270-compare --by direction
+    python experiments/paired_adaptation.py docs/results/ant_dir runs/antdir/it270-compare --by direction
 
 Each input is an ``adaptation.csv`` (or a folder holding one) that ``metarl evaluate`` or
 ``experiments/merge_adaptation.py`` wrote. For the first input it prints every method's mean ± standard error

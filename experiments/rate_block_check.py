@@ -7,8 +7,8 @@ full step (conjugate gradient, scaled to ``max_kl``) for several numbers of conj
 its length in each block, the largest change of any rate, the solve's relative residual and the linear
 surrogate gain ``g^T step``; and the first of them again without damping.
 
-    python experiments/rate_block_check.py docs/results/half_cheetah_vel-v1-metasgd60/checkpoint-it60.pt \\
-        docs/results/half_cheetah_vel-v1-metasgd60/config.yaml
+    python experiments/rate_block_check.py runs/hcvel-metasgd/checkpoints/latest.pt \\
+        runs/hcvel-metasgd/config.yaml
 """
 
 from __future__ import annotations
