@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP
 from metarl.agents.maml_supervised import SupervisedMAML
-from metarl.envs.fewshot import SinusoidTasks
-
 from metarl.config import InnerConfig, MetaConfig
+from metarl.envs.fewshot import SinusoidTasks
 from metarl.supervised import TaskBatch, as_task_batch
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.plots import pyplot
+from metarl.viz.plots import pyplot
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:

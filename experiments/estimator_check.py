@@ -21,9 +21,9 @@ import argparse
 import dataclasses
 
 import torch
-from metarl.agents.maml_trpo import MAMLTRPO
 from torch import Tensor
 
+from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import build
 from metarl.config import load_config

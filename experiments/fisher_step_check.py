@@ -32,11 +32,11 @@ import math
 import time
 from collections.abc import Callable
 
-import metarl.agents.maml_trpo as maml
 import torch
-from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, mlp_layout
 from torch import Tensor
 
+import metarl.agents.maml_trpo as maml
+from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, mlp_layout
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import build
 from metarl.config import load_config

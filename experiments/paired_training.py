@@ -92,7 +92,7 @@ def plot(args: argparse.Namespace, pairs: list[dict], summary: dict):
     Returns:
         The matplotlib figure (saved to ``args.figure``).
     """
-    from metarl.plots import pyplot
+    from metarl.viz.plots import pyplot
 
     fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 4))
     for runs, label, colour in ((args.a, args.labels[0], "tab:blue"), (args.b, args.labels[1], "tab:orange")):

@@ -318,8 +318,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[], None] = _nothing) -> int:
     """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate."""
-    from metarl.plots import plot_learning_curve
     from metarl.training import train
+    from metarl.viz.plots import plot_learning_curve
 
     distribution, collector, learner = build(config)
     if resume:  # a state that does not fit stops here, before the run's files are touched
@@ -439,8 +439,8 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
 
 def _train_fewshot(config: Config, run_dir: Path, resume: bool, record: Callable[[], None] = _nothing) -> int:
     """``metarl train`` of a few-shot config: meta-train, learning curve, adaptation curve on test tasks."""
-    from metarl.plots import plot_learning_curve
     from metarl.supervised import evaluate_fewshot, train_fewshot
+    from metarl.viz.plots import plot_learning_curve
 
     tasks, learner = build_fewshot(config)
     if resume:  # a state that does not fit stops here, before the run's files are touched
@@ -621,7 +621,7 @@ def _evaluate_methods(
 
 def cmd_render(args: argparse.Namespace) -> int:
     """``metarl render``: video (or live viewer) of the policy before and after k inner steps on one task."""
-    from metarl import render
+    from metarl.viz import render
 
     gl_error = None
     if not args.viewer:

@@ -13,31 +13,15 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from metarl.checkpoint import atomic_write
-from metarl.collection import PolicyFn, VectorCollector
-from metarl.types import EpisodeBatch, Task
-
-
-class Adapter(Protocol):
-    """What :func:`adaptation_curve` needs of a learner (``agents.maml_trpo.MAMLTRPO`` satisfies it)."""
-
-    def initial_params(self, num_tasks: int) -> dict[str, Tensor]:
-        """Meta-parameters with a task axis ``[N, ...]``."""
-        ...
-
-    def policy_fn(self, params: dict[str, Tensor], generator: torch.Generator) -> PolicyFn:
-        """A sampling policy for the collector."""
-        ...
-
-    def adapt(self, params: dict[str, Tensor], batch: EpisodeBatch, step_size: float) -> dict[str, Tensor]:
-        """One inner step per task."""
-        ...
+from metarl.collection import VectorCollector
+from metarl.types import Adapter, Task
 
 
 def paper_step_sizes(step_size: float, steps: int) -> list[float]:
@@ -153,7 +137,7 @@ def write_adaptation_files(
         **(meta or {}),
     }
     atomic_write(out_dir / "adaptation.json", json.dumps(summary, indent=2))
-    from metarl.plots import plot_adaptation
+    from metarl.viz.plots import plot_adaptation
 
     if title is None:
         title = str((meta or {}).get("env_id", ""))

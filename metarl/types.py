@@ -1,4 +1,4 @@
-"""Containers that cross module boundaries.
+"""Containers and protocols that cross module boundaries.
 
 Glossary:
     task: one member of a task distribution (e.g. a goal velocity), a small frozen dataclass owned by
@@ -12,8 +12,9 @@ Axis order everywhere: task ``N``, time ``T``, parallel episodes ``E``, then fea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -86,3 +87,22 @@ class MetaBatch:
         return MetaBatch(
             self.tasks, tuple(b.to(device) for b in self.support), self.query.to(device), self.timings
         )
+
+
+class Adapter(Protocol):
+    """What the adaptation curve and ``metarl render`` need of a learner (``MAMLTRPO`` satisfies it).
+
+    ``policy_fn`` returns a collector policy (``observations [N, E, obs_dim] -> actions [N, E, act_dim]``).
+    """
+
+    def initial_params(self, num_tasks: int) -> dict[str, Tensor]:
+        """Meta-parameters with a task axis ``[N, ...]``."""
+        ...
+
+    def policy_fn(self, params: dict[str, Tensor], generator: torch.Generator) -> Callable[[Tensor], Tensor]:
+        """A sampling policy for the collector."""
+        ...
+
+    def adapt(self, params: dict[str, Tensor], batch: EpisodeBatch, step_size: float) -> dict[str, Tensor]:
+        """One inner step per task."""
+        ...

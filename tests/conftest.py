@@ -155,8 +155,8 @@ def miniimagenet_writer():
 @pytest.fixture
 def gl() -> str:
     """The off-screen OpenGL backend ``metarl render`` picks; skips the test where none works."""
-    from metarl import render
     from metarl.errors import ConfigError
+    from metarl.viz import render
 
     try:
         return render.choose_gl_backend()

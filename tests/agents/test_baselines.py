@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from metarl.agents.baselines import LinearFeatureBaseline, fit_linear_baseline, linear_baseline_features
 
 REPO = Path(__file__).resolve().parents[2]

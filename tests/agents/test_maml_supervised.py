@@ -7,14 +7,14 @@ import functools
 import numpy as np
 import pytest
 import torch
+from torch.func import functional_call
+
 from metarl.agents import fewshot_models
 from metarl.agents.batch_norm import batch_norm
 from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP, batched_forward
 from metarl.agents.maml_supervised import SupervisedMAML, task_losses
-from metarl.envs.fewshot import SinusoidTasks
-from torch.func import functional_call
-
 from metarl.config import InnerConfig, MetaConfig
+from metarl.envs.fewshot import SinusoidTasks
 from metarl.errors import ConfigError
 from metarl.functional import expand_params
 from metarl.supervised import TaskBatch, as_task_batch

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import metarl.agents.maml_trpo as maml_trpo
 import pytest
 import torch
+
+import metarl.agents.maml_trpo as maml_trpo
 from metarl.agents.maml_trpo import MAMLTRPO, grown_fraction, tree_index
 from metarl.agents.policies import GaussianMLPPolicy, gaussian_log_prob
-
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.types import EpisodeBatch, MetaBatch
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.agents.mlp_curvature import (
     ClosedFormMetaUpdate,
@@ -15,7 +16,6 @@ from metarl.agents.mlp_curvature import (
     split_params,
 )
 from metarl.agents.policies import GaussianMLPPolicy, gaussian_log_prob
-
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.functional import flatten_params, unflatten_params
 from metarl.types import EpisodeBatch, MetaBatch

@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.agents.oracle import OracleAdapter, fold_normalization, policy_from_ppo
 from metarl.agents.policies import GaussianMLPPolicy
-
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 
 
@@ -29,8 +29,9 @@ def test_fold_normalization_equals_normalising_the_input() -> None:
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_policy_from_ppo_reproduces_the_sb3_actor(activation: str) -> None:
-    from metarl.agents.policies import ACTIVATIONS
     from stable_baselines3 import PPO
+
+    from metarl.agents.policies import ACTIVATIONS
 
     env = gym.make("Pendulum-v1")
     model = PPO(

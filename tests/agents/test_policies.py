@@ -6,6 +6,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
+from torch.distributions import Independent, Normal, kl_divergence
+
 from metarl.agents.policies import (
     GaussianMLPPolicy,
     TaskPolicy,
@@ -16,8 +19,6 @@ from metarl.agents.policies import (
     task_batched_forward,
     task_noise_seeds,
 )
-from torch import nn
-from torch.distributions import Independent, Normal, kl_divergence
 
 
 def _gaussians(seed: int, shape: tuple[int, ...] = (2, 5, 3, 4)) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,9 +10,9 @@ import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from metarl.envs.tasks import DirectionTask, GoalTask, VelocityTask
 
 from metarl import envs  # noqa: F401  (registers the metarl/ ids)
+from metarl.envs.tasks import DirectionTask, GoalTask, VelocityTask
 
 MUJOCO_IDS = [
     "metarl/HalfCheetahVel-v0",

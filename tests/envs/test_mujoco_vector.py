@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
+
+from metarl import envs  # noqa: F401  (registers the metarl/ ids)
 from metarl.envs.mujoco.half_cheetah import HalfCheetahVelEnv
 from metarl.envs.mujoco.vector import MuJoCoVectorEnv
 from metarl.envs.navigation import Navigation2DEnv
 from metarl.envs.tasks import DirectionTask, GoalTask, VelocityTask
-
-from metarl import envs  # noqa: F401  (registers the metarl/ ids)
 
 MUJOCO_IDS = [
     "metarl/HalfCheetahVel-v0",

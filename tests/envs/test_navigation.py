@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from metarl.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv, sample_goals
 
 from metarl import envs
+from metarl.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv, sample_goals
 
 ENV_ID = "metarl/Navigation2D-v0"
 

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from metarl.envs.wrappers import TaskInObservation, task_features
 
 from metarl import envs
+from metarl.envs.wrappers import TaskInObservation, task_features
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import torch
+
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.agents.policies import GaussianMLPPolicy
-
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.types import EpisodeBatch, MetaBatch
 

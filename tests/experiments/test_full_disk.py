@@ -20,7 +20,7 @@ from conftest import metric_rows, rows_written, start_metarl, tiny_settings, tra
 from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.errors import WriteError
 from metarl.logging import CSVSink
-from metarl.plots import plot_adaptation
+from metarl.viz.plots import plot_adaptation
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "experiments" / "navigation2d-quick.yaml")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from metarl.envs.tasks import VelocityTask
 
+from metarl.envs.tasks import VelocityTask
 from metarl.evaluation import read_adaptation_csv, write_adaptation_files
 
 REPO = Path(__file__).resolve().parents[2]

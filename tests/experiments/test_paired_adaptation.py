@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from metarl.envs.tasks import DirectionTask
 
+from metarl.envs.tasks import DirectionTask
 from metarl.evaluation import write_adaptation_files
 
 REPO = Path(__file__).resolve().parents[2]

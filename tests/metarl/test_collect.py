@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from metarl.envs.navigation import sample_goals
 
 from metarl import envs
 from metarl.collection import VectorCollector, make_collector, make_vector_env
+from metarl.envs.navigation import sample_goals
 from metarl.errors import ConfigError
 
 

@@ -15,14 +15,12 @@ import gymnasium as gym
 import imageio.v3 as iio
 import pytest
 from conftest import tiny_settings  # noqa: E402
-from metarl.envs.tasks import GoalTask
 
-from metarl import (
-    envs,  # noqa: F401  (registers the ids)
-    render,
-)
+from metarl import envs  # noqa: F401  (registers the ids)
 from metarl.cli import main
+from metarl.envs.tasks import GoalTask
 from metarl.errors import ConfigError
+from metarl.viz import render
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = tiny_settings("meta.iterations=1")

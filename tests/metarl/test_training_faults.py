@@ -12,11 +12,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # faulty_envs, imported by env.imports
 
-import metarl.agents.maml_trpo  # noqa: E402
 from conftest import tiny_settings  # noqa: E402
+
+import metarl.agents.maml_trpo  # noqa: E402
 from metarl.agents.maml_trpo import MAMLTRPO  # noqa: E402
 from metarl.agents.policies import GaussianMLPPolicy  # noqa: E402
-
 from metarl.cli import main  # noqa: E402
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig  # noqa: E402
 from metarl.errors import NonFiniteError  # noqa: E402

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metarl.envs.tasks import GoalTask
 
-from metarl.video import Episode, plane_frames
+from metarl.envs.tasks import GoalTask
+from metarl.viz.video import Episode, plane_frames
 
 
 def straight_episode(steps: int, length: int, end: tuple[float, float]) -> Episode:

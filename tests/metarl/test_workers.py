@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # workers import the test env module by the same name
 
 from faulty_envs import FaultTask  # noqa: E402
-from metarl.agents.policies import GaussianMLPPolicy, TaskPolicy, task_noise_seeds  # noqa: E402
 
+from metarl.agents.policies import GaussianMLPPolicy, TaskPolicy, task_noise_seeds  # noqa: E402
 from metarl.collection import CollectorSpec, collector_from_config  # noqa: E402
 from metarl.collection.processes import SubprocessCollector  # noqa: E402
 from metarl.config import CollectorConfig  # noqa: E402

@@ -5,7 +5,7 @@ support episodes from the collector before every step, step sizes ``alpha`` then
 episode is played with the adapted policy's mean action (through the collector's rescale and clip) in a single
 env. MuJoCo envs are filmed (``render_mode="rgb_array"``) and the episodes are placed side by side; envs whose
 observation is a 2-D position (Navigation2D) are drawn as an animated plot of the trajectories and the goal.
-Either way there is one video frame per env step; the pictures and files are made in :mod:`metarl.video`.
+Either way there is one video frame per env step; the pictures and files are made in :mod:`metarl.viz.video`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from torch.func import functional_call
 
 from metarl.collection import VectorCollector
 from metarl.errors import ConfigError, closest
-from metarl.evaluation import Adapter
 from metarl.functional import Params
 from metarl.seeding import evaluation_generators
-from metarl.types import Task
-from metarl.video import Episode, check_output, plane_frames, side_by_side, steps_text, write_video
+from metarl.types import Adapter, Task
+from metarl.viz.video import Episode, check_output, plane_frames, side_by_side, steps_text, write_video
 
 #: ``MUJOCO_GL`` values tried in order when it is unset -> the Debian/Ubuntu package that provides each
 GL_BACKENDS = {"egl": "libegl1", "osmesa": "libosmesa6"}
@@ -317,7 +316,7 @@ def render_run(
     """Adapt ``learner`` on the task in ``options`` and write the video (or open the viewer).
 
     Args:
-        learner: an :class:`~metarl.evaluation.Adapter` with a ``policy`` module (``MAMLTRPO``).
+        learner: an :class:`~metarl.types.Adapter` with a ``policy`` module (``MAMLTRPO``).
         collector: collects support episodes of one task.
         env_id: the registered id to render.
         options: what to render.
