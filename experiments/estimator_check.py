@@ -25,7 +25,7 @@ from torch import Tensor
 
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.checkpoint import load_checkpoint
-from metarl.cli import build
+from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.optim.trpo import conjugate_gradient, trust_region_step
 from metarl.seeding import training_generators
@@ -68,7 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    distribution, collector, learner = build(config)
+    built = build(config)
+    distribution, learner, collector = built.distribution, built.learner, build_collector(config)
     if args.checkpoint:
         learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
     rng, gen = training_generators(args.seed)

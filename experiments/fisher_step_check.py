@@ -38,7 +38,7 @@ from torch import Tensor
 import metarl.agents.maml_trpo as maml
 from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, mlp_layout
 from metarl.checkpoint import load_checkpoint
-from metarl.cli import build
+from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.optim.trpo import conjugate_gradient, trust_region_step
 from metarl.seeding import training_generators
@@ -96,7 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    distribution, collector, learner = build(config)
+    built = build(config)
+    distribution, learner, collector = built.distribution, built.learner, build_collector(config)
     if args.checkpoint:
         learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
     rng, gen = training_generators(args.seed)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from metarl.checkpoint import load_checkpoint
-from metarl.cli import build
+from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.optim.trpo import conjugate_gradient, trust_region_step
 from metarl.seeding import training_generators
@@ -50,7 +50,8 @@ def main() -> None:
     config = load_config(args.config, ["num_threads=1", "trpo.fisher_subsample=1.0"])
     if not config.inner.learn_step_size:
         parser.exit(2, f"rate_block_check: {args.config}: inner.learn_step_size is false; expected true\n")
-    distribution, collector, learner = build(config)
+    built = build(config)
+    distribution, learner, collector = built.distribution, built.learner, build_collector(config)
     learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
     rng, gen = training_generators(args.seed)
     meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)

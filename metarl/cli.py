@@ -23,7 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import gymnasium as gym
 import numpy as np
@@ -32,13 +32,16 @@ import yaml
 
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import atomic_write, load_checkpoint, resolve_target
-from metarl.collection import collector_from_config
+from metarl.collection import Collector, CollectorSpec, collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
 from metarl.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.run_files import UNCHANGED, check_config_matches, check_metrics, checkpoint_iteration, damaged
 from metarl.run_lock import hold_run_dir, in_use_message, lock_holder
 from metarl.stopping import raise_interrupted
-from metarl.tasks import import_task_modules, make_task_distribution
+from metarl.tasks import TaskDistribution, import_task_modules, make_task_distribution
+
+if TYPE_CHECKING:
+    from metarl.agents.maml_trpo import MAMLTRPO
 
 #: keys that may change when resuming a run; any other difference is a different experiment (every collector
 #: backend returns the same episodes, so a run may resume on another backend or cluster)
@@ -71,10 +74,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"metarl: error: {message} (see '{self.prog} --help')\n")
 
 
-def build(config: Config, num_tasks: int | None = None, episodes: int | None = None):
-    """Task distribution, collector and MAML-TRPO learner for ``config``.
+@dataclasses.dataclass(frozen=True)
+class RLBuild:
+    """What :func:`build` makes of a meta-RL config: the task distribution and the learner.
 
-    The policy is seeded by ``config.seed``.
+    Attributes:
+        distribution: the task distribution (an env of ``env.id`` with ``sample_tasks``).
+        learner: MAML-TRPO around the seeded policy.
+    """
+
+    distribution: TaskDistribution
+    learner: MAMLTRPO
+
+
+def build(config: Config) -> RLBuild:
+    """Task distribution and MAML-TRPO learner for ``config``; the policy is seeded by ``config.seed``.
+
+    The policy's sizes come from one env of ``env.id``: a command that needs no collector starts no worker
+    processes or Ray (:func:`build_collector` makes one).
     """
     from metarl import envs  # noqa: F401  (registers the metarl/* ids)
     from metarl.agents.maml_trpo import MAMLTRPO
@@ -90,14 +107,8 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
             f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; "
             "MAML-TRPO here needs Box"
         )
-    collector = collector_from_config(
-        config.collector,
-        config.env.id,
-        TASK_IMPORTS + tuple(config.env.imports),
-        num_tasks or config.meta.batch_size,
-        episodes or config.meta.episodes_per_task,
-    )
-    obs_dim = collector.obs_dim
+    spec = CollectorSpec(config.env.id, config.meta.episodes_per_task, imports=tuple(config.env.imports))
+    obs_dim, act_dim, _ = spec.spaces()
     if config.method == "oracle":
         from metarl.envs.wrappers import task_features
 
@@ -106,7 +117,7 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
         torch.manual_seed(config.seed)
         policy = GaussianMLPPolicy(
             obs_dim,
-            collector.act_dim,
+            act_dim,
             tuple(config.policy.hidden_sizes),
             config.policy.activation,
             config.policy.init_std,
@@ -118,7 +129,21 @@ def build(config: Config, num_tasks: int | None = None, episodes: int | None = N
         )
     # the pretrained baseline is the same TRPO with no inner step during training
     inner = dataclasses.replace(config.inner, steps=0) if config.method == "pretrained" else config.inner
-    return distribution, collector, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device)
+    return RLBuild(distribution, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device))
+
+
+def build_collector(config: Config, num_tasks: int | None = None, episodes: int | None = None) -> Collector:
+    """The ``collector.backend`` collector of ``config``; the caller closes it.
+
+    ``num_tasks`` and ``episodes`` default to ``meta.batch_size`` and ``meta.episodes_per_task``.
+    """
+    return collector_from_config(
+        config.collector,
+        config.env.id,
+        TASK_IMPORTS + tuple(config.env.imports),
+        num_tasks or config.meta.batch_size,
+        episodes or config.meta.episodes_per_task,
+    )
 
 
 def build_fewshot(config: Config):
@@ -321,7 +346,9 @@ def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[],
     from metarl.training import train
     from metarl.viz.plots import plot_learning_curve
 
-    distribution, collector, learner = build(config)
+    built = build(config)
+    distribution, learner = built.distribution, built.learner
+    collector = build_collector(config)
     if resume:  # a state that does not fit stops here, before the run's files are touched
         try:
             latest = run_dir / "checkpoints" / "latest.pt"
@@ -395,8 +422,7 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
     from metarl.checkpoint import save_checkpoint
     from metarl.envs.wrappers import TaskInObservation
 
-    distribution, collector, _ = build(config, num_tasks=1, episodes=2)  # checks the config and env first
-    collector.close()
+    distribution = build(config).distribution  # checks the config and env first
     _make_run_dir(config, run_dir)
     env_id, oracle = config.env.id, config.oracle
     if config.num_threads:
@@ -430,8 +456,7 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
     save_checkpoint(run_dir / "checkpoints" / "latest.pt", payload)
     # the oracle's task-augmented policy is sampled in this process
     config = dataclasses.replace(config, collector=dataclasses.replace(config.collector, backend="local"))
-    _, collector, learner = build(config, num_tasks=1, episodes=2)
-    collector.close()
+    learner = build(config).learner
     learner.policy.load_state_dict(payload["policy"])
     _print_summary(_evaluate_methods(config, run_dir, learner, distribution, [], []))
     return 0
@@ -532,8 +557,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError("evaluate: --baselines and --compare are for meta-RL runs, not few-shot ones")
         return _evaluate_fewshot(config, state, out_dir)
     compared = [_read_compared(Path(other)) for other in args.compare or []]
-    distribution, collector, learner = build(config, num_tasks=1, episodes=2)
-    collector.close()
+    built = build(config)
+    distribution, learner = built.distribution, built.learner
     _load_policy(learner, state)
     summary = _evaluate_methods(config, out_dir, learner, distribution, args.baselines or [], compared)
     print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
@@ -604,8 +629,7 @@ def _evaluate_methods(
             random_config = config_from_dict(
                 {**config_to_dict(config), "seed": config.evaluation.seed + 10_000, "method": "maml"}
             )
-            _, probe, random_learner = build(random_config, num_tasks=1, episodes=2)
-            probe.close()
+            random_learner = build(random_config).learner
             meta["random_step_size"], _, curves["random"] = best_over_grid(random_learner)
         for name, other_curves, other_tasks in compared:
             if not same_tasks(other_tasks, tasks):
@@ -657,7 +681,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         viewer_seconds=args.viewer_seconds,
         gl_error=gl_error,
     )
-    _, collector, learner = build(config, num_tasks=1, episodes=args.episodes)
+    learner = build(config).learner
+    collector = build_collector(config, num_tasks=1, episodes=args.episodes)
     _load_policy(learner, state)
     try:
         task, returns = render.render_run(learner, collector, config.env.id, options)
