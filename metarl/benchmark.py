@@ -345,8 +345,8 @@ def run_benchmark(
     Args:
         env_id: a registered MuJoCo task id (the physics limit needs a MuJoCo model).
         quick: small sizes and one repeat, for a check in under two minutes.
-        build: ``build(config, num_tasks, episodes) -> (distribution, collector, learner)``, i.e.
-            ``metarl.cli.build``.
+        build: ``build(config, num_tasks, episodes) -> (distribution, collector, learner)`` (the CLI passes
+            its builder).
         backends: which of :data:`BACKENDS` to time.
         threads: threads for the physics limit (one per core).
 
@@ -419,7 +419,7 @@ def run_backend_benchmark(
     Args:
         env_id: a registered task id.
         quick: small sizes and one repeat.
-        build: ``metarl.cli.build``.
+        build: as for :func:`run_benchmark`.
         backends: names from :data:`COLLECTOR_BACKENDS`.
         workers: worker processes or actors of ``subprocess`` and ``ray``.
 

@@ -132,6 +132,14 @@ def build(config: Config) -> RLBuild:
     return RLBuild(distribution, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device))
 
 
+def _build_for_benchmark(
+    config: Config, num_tasks: int, episodes: int
+) -> tuple[TaskDistribution, Collector, MAMLTRPO]:
+    """``(distribution, collector, learner)``: the builder the benchmark times."""
+    built = build(config)
+    return built.distribution, build_collector(config, num_tasks, episodes), built.learner
+
+
 def build_collector(config: Config, num_tasks: int | None = None, episodes: int | None = None) -> Collector:
     """The ``collector.backend`` collector of ``config``; the caller closes it.
 
@@ -719,10 +727,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: cannot create {str(out.parent)!r}: {exc.strerror}") from None
     command = ["metarl benchmark", "--env", args.env, *(["--quick"] if args.quick else [])]
     if args.backends:
-        result = run_backend_benchmark(args.env, args.quick, build, args.backends, args.workers)
+        result = run_backend_benchmark(
+            args.env, args.quick, _build_for_benchmark, args.backends, args.workers
+        )
         command += ["--backends", *args.backends, "--workers", str(args.workers)]
     else:
-        result = run_benchmark(args.env, args.quick, build)
+        result = run_benchmark(args.env, args.quick, _build_for_benchmark)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
     result["command"] = " ".join(command)
     atomic_write(out, json.dumps(result, indent=2))
