@@ -121,6 +121,12 @@ def test_a_second_ctrl_c_stops_at_once_and_the_last_checkpoint_stays_loadable(tm
         tmp_path,
     )
     wait_for_rows(process, run, 2)
+    # latest.pt is written after the loop's stop check: once it holds iteration 2, iteration 3 is running, so
+    # both signals land inside it (right after the row, the first could meet iteration 2's check and stop)
+    deadline = time.monotonic() + 60
+    while torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["iteration"] < 2:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)
