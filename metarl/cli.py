@@ -32,7 +32,7 @@ import yaml
 
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import atomic_write, load_checkpoint, resolve_target
-from metarl.collection import Collector, CollectorSpec, collector_from_config
+from metarl.collection import Collector, collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
 from metarl.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.run_files import UNCHANGED, check_config_matches, check_metrics, checkpoint_iteration, damaged
@@ -90,8 +90,8 @@ class RLBuild:
 def build(config: Config) -> RLBuild:
     """Task distribution and MAML-TRPO learner for ``config``; the policy is seeded by ``config.seed``.
 
-    The policy's sizes come from one env of ``env.id``: a command that needs no collector starts no worker
-    processes or Ray (:func:`build_collector` makes one).
+    The policy's sizes come from the task distribution's spaces: a command that needs no collector starts no
+    worker processes or Ray (:func:`build_collector` makes one).
     """
     from metarl import envs  # noqa: F401  (registers the metarl/* ids)
     from metarl.agents.maml_trpo import MAMLTRPO
@@ -107,8 +107,8 @@ def build(config: Config) -> RLBuild:
             f"env.id: {config.env.id!r} has a {type(action_space).__name__} action space; "
             "MAML-TRPO here needs Box"
         )
-    spec = CollectorSpec(config.env.id, config.meta.episodes_per_task, imports=tuple(config.env.imports))
-    obs_dim, act_dim, _ = spec.spaces()
+    obs_dim = int(np.prod(distribution.observation_space.shape))
+    act_dim = int(np.prod(action_space.shape))
     if config.method == "oracle":
         from metarl.envs.wrappers import task_features
 
@@ -597,13 +597,7 @@ def _evaluate_methods(
     from metarl.evaluation import adaptation_curve, same_tasks, write_adaptation_files
     from metarl.seeding import evaluation_generators
 
-    collector = collector_from_config(
-        config.collector,
-        config.env.id,
-        TASK_IMPORTS + tuple(config.env.imports),
-        config.evaluation.tasks,
-        config.evaluation.episodes,
-    )
+    collector = build_collector(config, config.evaluation.tasks, config.evaluation.episodes)
 
     def curve_of(adapter, step_sizes: list[float]):
         rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise

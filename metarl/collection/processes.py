@@ -80,10 +80,8 @@ def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layo
 
 
 def _send_quietly(conn: Any, message: bytes) -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):  # the worker died: the main loop sees its sentinel
         conn.send_bytes(message)
-    except (OSError, ValueError):  # the worker died: the main loop sees its sentinel
-        pass
 
 
 class SubprocessCollector(RemoteCollector):

@@ -115,7 +115,6 @@ class RayCollector(RemoteCollector):
         check_address(address)
         super().__init__(spec, num_tasks, **limits)
         self.address = address
-        self._workers_wanted = len(self.slices)
         self._actors: dict[int, Any] = {}
         self._refs: dict[Any, int] = {}
         self._policy_ref: Any = None
@@ -131,7 +130,7 @@ class RayCollector(RemoteCollector):
                 ray.init(address=self.address, **common)
             else:
                 ray.init(
-                    num_cpus=max(self._workers_wanted, os.cpu_count() or 1),
+                    num_cpus=max(len(self.slices), os.cpu_count() or 1),
                     runtime_env={"env_vars": {"PYTHONPATH": _pythonpath()}},
                     **common,
                 )

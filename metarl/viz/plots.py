@@ -19,6 +19,16 @@ def pyplot():
     return plt
 
 
+def _save(plt: Any, fig: Any, ax: Any, path: str | Path) -> None:
+    """Legend and grid on ``ax``, then ``fig`` written to ``path`` (PNG, 120 dpi) and closed."""
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with writing(path):
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_adaptation(
     summary: dict[str, Any], path: str | Path, title: str = "", ylabel: str = "mean return"
 ) -> None:
@@ -33,12 +43,7 @@ def plot_adaptation(
     ax.set_ylabel(ylabel)
     ax.set_xticks(steps)
     ax.set_title(f"{title} ({summary['num_tasks']} new tasks, 95% interval)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with writing(path):
-        fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
 
 
 #: the columns :func:`plot_learning_curve` draws by default (meta-RL)
@@ -73,9 +78,4 @@ def plot_learning_curve(
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with writing(path):
-        fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
