@@ -3,7 +3,7 @@
 One meta-iteration on ``N`` tasks, each with a support set and a query set:
 
 1. adapt: ``theta_n' = theta - alpha * grad L(theta; support_n)``, ``inner.steps`` times, with the shared
-   inner loop :func:`metarl.functional.inner_adapt`;
+   inner loop :func:`metarl.core.functional.inner_adapt`;
 2. meta-loss: the mean over tasks of ``L(theta_n'; query_n)``;
 3. Adam step on ``theta`` with the gradient of that loss, taken through the inner steps.
 
@@ -34,8 +34,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from metarl.config import InnerConfig, MetaConfig
-from metarl.errors import ConfigError
-from metarl.functional import Params, StepSize, expand_params, inner_adapt, inner_step
+from metarl.core.errors import ConfigError
+from metarl.core.functional import Params, StepSize, expand_params, inner_adapt, inner_step
 from metarl.supervised import TaskBatch
 
 from .fewshot_models import FewShotConvNet, batched_forward

@@ -42,8 +42,8 @@ from torch.func import functional_call
 
 from metarl.collection import Collector
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
-from metarl.errors import NonFiniteError
-from metarl.functional import (
+from metarl.core.errors import NonFiniteError
+from metarl.core.functional import (
     Params,
     StepSize,
     expand_params,
@@ -52,9 +52,9 @@ from metarl.functional import (
     inner_step,
     unflatten_params,
 )
-from metarl.optim.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
-from metarl.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
-from metarl.types import EpisodeBatch, MetaBatch, Task
+from metarl.core.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
+from metarl.core.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
+from metarl.core.types import EpisodeBatch, MetaBatch, Task
 
 from .baselines import LinearFeatureBaseline
 from .mlp_curvature import ClosedFormMetaUpdate, closed_form_supported, mlp_layout

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from metarl.returns import masked_mean
+from metarl.core.returns import masked_mean
 
 from .policies import ACTIVATIONS, GaussianMLPPolicy, gaussian_kl, gaussian_log_prob
 

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from metarl.collection import PolicyFn
-from metarl.functional import Params
-from metarl.types import EpisodeBatch
+from metarl.core.functional import Params
+from metarl.core.types import EpisodeBatch
 
 from .policies import ACTIVATIONS, GaussianMLPPolicy
 

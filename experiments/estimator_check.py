@@ -27,9 +27,9 @@ from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import build, build_collector
 from metarl.config import load_config
-from metarl.optim.trpo import conjugate_gradient, trust_region_step
-from metarl.seeding import training_generators
-from metarl.types import EpisodeBatch, MetaBatch
+from metarl.core.seeding import training_generators
+from metarl.core.trpo import conjugate_gradient, trust_region_step
+from metarl.core.types import EpisodeBatch, MetaBatch
 
 
 def task_slice(meta_batch: MetaBatch, tasks: slice) -> MetaBatch:

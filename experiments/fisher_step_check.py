@@ -40,8 +40,8 @@ from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, mlp_layout
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import build, build_collector
 from metarl.config import load_config
-from metarl.optim.trpo import conjugate_gradient, trust_region_step
-from metarl.seeding import training_generators
+from metarl.core.seeding import training_generators
+from metarl.core.trpo import conjugate_gradient, trust_region_step
 
 
 def episode_subsampled_product(self, supports, query, theta, like, full, old, jacobian_too=True):

@@ -23,8 +23,8 @@ from torch import Tensor
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import build, build_collector
 from metarl.config import load_config
-from metarl.optim.trpo import conjugate_gradient, trust_region_step
-from metarl.seeding import training_generators
+from metarl.core.seeding import training_generators
+from metarl.core.trpo import conjugate_gradient, trust_region_step
 
 
 def block_curvature(fvp: Callable[[Tensor], Tensor], size: int, block: slice, probes: int) -> list[float]:

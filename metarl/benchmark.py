@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from metarl.collection import PolicyFn, VectorCollector, make_vector_env
-from metarl.types import Task
+from metarl.core.types import Task
 
 BACKENDS = ("fast", "gymnasium-sync", "gymnasium-async", "sb3-dummy", "sb3-subproc")
 

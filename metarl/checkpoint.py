@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from metarl.errors import CheckpointError, writing
+from metarl.core.errors import CheckpointError, writing
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "iteration", "policy", "config")
@@ -27,7 +27,8 @@ def atomic_write(path: str | Path, data: bytes | bytearray | memoryview | str) -
     fsynced and renamed over ``path``; the folder is fsynced too, so the rename itself survives a power loss.
 
     Raises:
-        metarl.errors.WriteError: the file could not be written (full disk, read-only folder); ``path`` is
+        metarl.core.errors.WriteError: the file could not be written (full disk, read-only folder); ``path``
+        is
             as it was, and no temp file is left.
     """
     path = Path(path)

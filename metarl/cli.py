@@ -34,11 +34,11 @@ from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import atomic_write, load_checkpoint, resolve_target
 from metarl.collection import Collector, collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
-from metarl.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
+from metarl.core.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
+from metarl.core.tasks import TaskDistribution, import_task_modules, make_task_distribution
 from metarl.run_files import UNCHANGED, check_config_matches, check_metrics, checkpoint_iteration, damaged
 from metarl.run_lock import hold_run_dir, in_use_message, lock_holder
 from metarl.stopping import raise_interrupted
-from metarl.tasks import TaskDistribution, import_task_modules, make_task_distribution
 
 if TYPE_CHECKING:
     from metarl.agents.maml_trpo import MAMLTRPO
@@ -594,8 +594,8 @@ def _evaluate_methods(
     config: Config, out_dir: Path, learner, distribution, baselines: list[str], compared: list
 ):
     """MAML's curve, the requested baselines and the compared runs' curves, all on the same new tasks."""
+    from metarl.core.seeding import evaluation_generators
     from metarl.evaluation import adaptation_curve, same_tasks, write_adaptation_files
-    from metarl.seeding import evaluation_generators
 
     collector = build_collector(config, config.evaluation.tasks, config.evaluation.episodes)
 
@@ -705,7 +705,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     from metarl import envs  # noqa: F401  (registers the metarl/* ids)
     from metarl.benchmark import format_backend_table, format_table, run_backend_benchmark, run_benchmark
-    from metarl.tasks import check_env_id
+    from metarl.core.tasks import check_env_id
 
     check_env_id(args.env)
     if args.workers < 1:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from metarl.errors import ConfigError, closest
+from metarl.core.errors import ConfigError, closest
 
 
 @dataclass

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from metarl.checkpoint import atomic_write
 from metarl.collection import VectorCollector
-from metarl.types import Adapter, Task
+from metarl.core.types import Adapter, Task
 
 
 def paper_step_sizes(step_size: float, steps: int) -> list[float]:

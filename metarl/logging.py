@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from metarl.checkpoint import atomic_write
-from metarl.errors import writing
+from metarl.core.errors import writing
 
 
 class MetricSink(Protocol):
@@ -101,7 +101,8 @@ def _quiet_event_writer_failures() -> None:
     """Leave a failed event-file write (a full disk) to the main thread to report.
 
     TensorBoard's writer thread keeps the ``OSError`` and raises it again on the next ``add_scalar``,
-    ``flush`` or ``close``, where :class:`TensorBoardSink` turns it into a :class:`metarl.errors.WriteError`;
+    ``flush`` or ``close``, where :class:`TensorBoardSink` turns it into a
+    :class:`metarl.core.errors.WriteError`;
     the thread also lets it escape, and Python's default ``threading.excepthook`` would print its traceback.
     """
     previous = threading.excepthook

@@ -1,7 +1,8 @@
 """Checks of a run directory's files before ``--resume`` writes anything to it.
 
 A truncated or hand-edited ``config.yaml``, checkpoint or ``metrics.csv`` is reported in one line naming the
-file and what is wrong (:class:`metarl.errors.CheckpointError`, exit code 2), before any file of the run is
+file and what is wrong (:class:`metarl.core.errors.CheckpointError`, exit code 2), before any file of the run
+is
 rewritten; a row cut short by a crash after the last checkpoint is not damage (resume drops it).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from metarl.errors import CheckpointError
+from metarl.core.errors import CheckpointError
 
 #: what every message ends with: the check runs before anything is written
 UNCHANGED = "nothing in the run was changed"

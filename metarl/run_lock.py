@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from metarl.errors import ConfigError
+from metarl.core.errors import ConfigError
 
 LOCK_NAME = ".lock"
 

@@ -2,8 +2,8 @@
 
 The loop polls :attr:`StopRequest.signum` after each iteration; the first signal only records itself (and
 says so on stderr), so nothing is cut off halfway. A second signal while the request is pending raises
-:class:`metarl.errors.Interrupted` at once: the files written before it (checkpoints are written atomically)
-stay loadable.
+:class:`metarl.core.errors.Interrupted` at once: the files written before it (checkpoints are written
+atomically) stay loadable.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from metarl.errors import Interrupted
+from metarl.core.errors import Interrupted
 
 #: the signals a training loop stops on gracefully
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -60,5 +60,5 @@ class StopRequest:
 
 
 def raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    """A signal handler that stops at once with :class:`metarl.errors.Interrupted` (unwinding ``finally``)."""
+    """A signal handler that stops at once with :class:`~metarl.core.errors.Interrupted`, unwinding."""
     raise Interrupted(signum)

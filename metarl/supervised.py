@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.config import Config, config_to_dict
-from metarl.errors import Stopped, WriteError, resume_note
+from metarl.core.errors import Stopped, WriteError, resume_note
+from metarl.core.seeding import evaluation_generators, training_generators
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
-from metarl.seeding import evaluation_generators, training_generators
 from metarl.stopping import StopRequest
 
 #: what ``adaptation.csv`` calls the value of each task kind, and the figure's axis label

@@ -20,12 +20,12 @@ from torch import nn
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.collection import Collector
 from metarl.config import Config, config_to_dict
-from metarl.errors import NonFiniteError, Stopped, WriteError, resume_note
+from metarl.core.errors import NonFiniteError, Stopped, WriteError, resume_note
+from metarl.core.seeding import training_generators
+from metarl.core.tasks import TaskDistribution
+from metarl.core.types import MetaBatch, Task
 from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
-from metarl.seeding import training_generators
 from metarl.stopping import StopRequest
-from metarl.tasks import TaskDistribution
-from metarl.types import MetaBatch, Task
 
 
 class MetaLearner(Protocol):
@@ -188,7 +188,7 @@ def train(
     restored, and ``metrics.csv`` rows after the checkpoint are dropped.
 
     SIGINT or SIGTERM (:class:`metarl.stopping.StopRequest`) lets the current iteration finish, writes
-    ``latest.pt`` for it and raises :class:`metarl.errors.Stopped`; a second signal stops at once.
+    ``latest.pt`` for it and raises :class:`metarl.core.errors.Stopped`; a second signal stops at once.
 
     Returns:
         The metrics of the last iteration (empty if there was nothing left to do).

@@ -155,7 +155,7 @@ def miniimagenet_writer():
 @pytest.fixture
 def gl() -> str:
     """The off-screen OpenGL backend ``metarl render`` picks; skips the test where none works."""
-    from metarl.errors import ConfigError
+    from metarl.core.errors import ConfigError
     from metarl.viz import render
 
     try:

@@ -6,7 +6,7 @@ Each gives a :class:`~envs.fewshot.base.FewShotBatch` of support and query sets 
 
 from __future__ import annotations
 
-from metarl.errors import ConfigError, closest
+from metarl.core.errors import ConfigError, closest
 
 from .base import FewShotBatch, FewShotTasks
 from .images import ClassificationTask, ImageClassificationTasks

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.errors import ConfigError
+from metarl.core.errors import ConfigError
 
 from .images import ClassImages, ImageClassificationTasks, cached_split, decode_images
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metarl.errors import ConfigError
+from metarl.core.errors import ConfigError
 
 from .base import FewShotBatch
 

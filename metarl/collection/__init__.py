@@ -1,6 +1,7 @@
 """Rollout collection: the vectorized collector, its backends (local, subprocess, Ray) and their registry.
 
-May import :mod:`metarl.types`, :mod:`metarl.errors`, :mod:`metarl.tasks` and :mod:`metarl.config`; never the
+May import :mod:`metarl.core.types`, :mod:`metarl.core.errors`, :mod:`metarl.core.tasks` and
+:mod:`metarl.config`; never the
 learners, the training loop or the app. Modules: :mod:`~metarl.collection.vector` (the collector and the
 protocols learners use), :mod:`~metarl.collection.remote` (what worker backends share),
 :mod:`~metarl.collection.processes` and :mod:`~metarl.collection.ray_actors` (the two worker backends),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from metarl.collection.vector import Collector, CollectorSpec
 from metarl.config import CollectorConfig
-from metarl.errors import ConfigError
+from metarl.core.errors import ConfigError
 
 
 def _local(spec: CollectorSpec, num_tasks: int, options: CollectorConfig) -> Collector:

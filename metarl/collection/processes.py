@@ -23,7 +23,7 @@ import torch
 
 from metarl.collection.remote import Layout, RemoteCollector, one_line
 from metarl.collection.vector import CollectorSpec
-from metarl.types import Task
+from metarl.core.types import Task
 
 
 def _views(buffer: Any, layout: Layout) -> dict[str, np.ndarray]:

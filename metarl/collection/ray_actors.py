@@ -27,8 +27,8 @@ import torch
 
 from metarl.collection.remote import RemoteCollector, one_line
 from metarl.collection.vector import CollectorSpec
-from metarl.errors import ConfigError
-from metarl.types import Task
+from metarl.core.errors import ConfigError
+from metarl.core.types import Task
 
 #: seconds to wait for a TCP connection to a Ray head before calling the address unreachable
 CONNECT_TIMEOUT_S = 3.0

@@ -6,7 +6,7 @@ waits with a deadline. Worker ``k`` runs a :class:`~metarl.collection.vector.Vec
 whose sub-envs are the same sub-envs (same task, same reset seed, same noise stream) as in the ``local``
 backend, so the assembled batch equals the one ``local`` returns. A worker that dies or does not answer within
 ``timeout_s`` is killed, replaced, and its slice collected again, with a warning; more than ``max_restarts``
-replacements in one collection stop it with a :class:`~metarl.errors.CollectorError`. The backends
+replacements in one collection stop it with a :class:`~metarl.core.errors.CollectorError`. The backends
 (:mod:`~metarl.collection.processes`, :mod:`~metarl.collection.ray_actors`) supply how a worker starts,
 receives a job, answers and ends.
 """
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from metarl.collection.vector import CollectorSpec, PolicyFn
-from metarl.errors import CollectorError
-from metarl.types import EpisodeBatch, Task
+from metarl.core.errors import CollectorError
+from metarl.core.types import EpisodeBatch, Task
 
 FIELDS = ("observations", "actions", "rewards", "mask", "lengths")
 #: name -> (shape, dtype) of one worker's slice

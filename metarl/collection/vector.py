@@ -30,9 +30,9 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
-from metarl.errors import ConfigError
-from metarl.tasks import check_env_id, import_task_modules
-from metarl.types import EpisodeBatch, Task
+from metarl.core.errors import ConfigError
+from metarl.core.tasks import check_env_id, import_task_modules
+from metarl.core.types import EpisodeBatch, Task
 
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
 PolicyFn = Callable[[Tensor], Tensor]
@@ -259,7 +259,8 @@ class CollectorSpec:
         episodes_per_task: ``E``.
         vectorization: see :func:`make_vector_env`.
         rescale_actions: see :class:`VectorCollector`.
-        imports: modules or ``.py`` files that register ``env_id`` (``metarl.tasks.import_task_modules``).
+        imports: modules or ``.py`` files that register ``env_id``
+        (``metarl.core.tasks.import_task_modules``).
     """
 
     env_id: str

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from metarl.errors import writing
+from metarl.core.errors import writing
 
 
 def pyplot():

@@ -28,10 +28,10 @@ from torch import nn
 from torch.func import functional_call
 
 from metarl.collection import VectorCollector
-from metarl.errors import ConfigError, closest
-from metarl.functional import Params
-from metarl.seeding import evaluation_generators
-from metarl.types import Adapter, Task
+from metarl.core.errors import ConfigError, closest
+from metarl.core.functional import Params
+from metarl.core.seeding import evaluation_generators
+from metarl.core.types import Adapter, Task
 from metarl.viz.video import Episode, check_output, plane_frames, side_by_side, steps_text, write_video
 
 #: ``MUJOCO_GL`` values tried in order when it is unset -> the Debian/Ubuntu package that provides each
@@ -316,7 +316,7 @@ def render_run(
     """Adapt ``learner`` on the task in ``options`` and write the video (or open the viewer).
 
     Args:
-        learner: an :class:`~metarl.types.Adapter` with a ``policy`` module (``MAMLTRPO``).
+        learner: an :class:`~metarl.core.types.Adapter` with a ``policy`` module (``MAMLTRPO``).
         collector: collects support episodes of one task.
         env_id: the registered id to render.
         options: what to render.

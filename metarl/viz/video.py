@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.errors import ConfigError
-from metarl.types import Task
+from metarl.core.errors import ConfigError
+from metarl.core.types import Task
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 

@@ -14,9 +14,9 @@ from metarl.agents.batch_norm import batch_norm
 from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP, batched_forward
 from metarl.agents.maml_supervised import SupervisedMAML, task_losses
 from metarl.config import InnerConfig, MetaConfig
+from metarl.core.errors import ConfigError
+from metarl.core.functional import expand_params
 from metarl.envs.fewshot import SinusoidTasks
-from metarl.errors import ConfigError
-from metarl.functional import expand_params
 from metarl.supervised import TaskBatch, as_task_batch
 
 

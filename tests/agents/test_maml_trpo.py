@@ -11,7 +11,7 @@ import metarl.agents.maml_trpo as maml_trpo
 from metarl.agents.maml_trpo import MAMLTRPO, grown_fraction, tree_index
 from metarl.agents.policies import GaussianMLPPolicy, gaussian_log_prob
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
-from metarl.types import EpisodeBatch, MetaBatch
+from metarl.core.types import EpisodeBatch, MetaBatch
 
 N, T, E, D, A = 3, 6, 4, 2, 2
 

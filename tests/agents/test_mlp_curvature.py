@@ -17,8 +17,8 @@ from metarl.agents.mlp_curvature import (
 )
 from metarl.agents.policies import GaussianMLPPolicy, gaussian_log_prob
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
-from metarl.functional import flatten_params, unflatten_params
-from metarl.types import EpisodeBatch, MetaBatch
+from metarl.core.functional import flatten_params, unflatten_params
+from metarl.core.types import EpisodeBatch, MetaBatch
 
 N, T, E, D, A = 5, 6, 3, 3, 2
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from metarl.core.errors import ConfigError
 from metarl.envs.fewshot import SinusoidTasks, make_fewshot_tasks
 from metarl.envs.fewshot.miniimagenet import load_miniimagenet
 from metarl.envs.fewshot.omniglot import load_omniglot
-from metarl.errors import ConfigError
 
 
 def test_sinusoid_shapes_ranges_and_targets() -> None:

@@ -14,7 +14,7 @@ import torch
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.agents.policies import GaussianMLPPolicy
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
-from metarl.types import EpisodeBatch, MetaBatch
+from metarl.core.types import EpisodeBatch, MetaBatch
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "estimator_check.py"

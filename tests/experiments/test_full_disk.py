@@ -18,7 +18,7 @@ import torch
 from conftest import metric_rows, rows_written, start_metarl, tiny_settings, train_command  # noqa: E402
 
 from metarl.checkpoint import atomic_write, load_checkpoint
-from metarl.errors import WriteError
+from metarl.core.errors import WriteError
 from metarl.logging import CSVSink
 from metarl.viz.plots import plot_adaptation
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from metarl import checkpoint
 from metarl.checkpoint import FORMAT_VERSION, load_checkpoint, resolve_target, save_checkpoint
-from metarl.errors import CheckpointError
+from metarl.core.errors import CheckpointError
 
 
 class _NotAllowed:

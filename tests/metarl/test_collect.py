@@ -11,8 +11,8 @@ import torch
 
 from metarl import envs
 from metarl.collection import VectorCollector, make_collector, make_vector_env
+from metarl.core.errors import ConfigError
 from metarl.envs.navigation import sample_goals
-from metarl.errors import ConfigError
 
 
 @dataclass(frozen=True)

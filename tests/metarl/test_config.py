@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from metarl.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
-from metarl.errors import ConfigError
+from metarl.core.errors import ConfigError
 
 
 def _nested(path: str, value: object) -> dict:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.functional import (
+from metarl.core.functional import (
     expand_params,
     flatten_params,
     inner_adapt,

@@ -18,8 +18,8 @@ from conftest import tiny_settings  # noqa: E402
 
 from metarl import envs  # noqa: F401  (registers the ids)
 from metarl.cli import main
+from metarl.core.errors import ConfigError
 from metarl.envs.tasks import GoalTask
-from metarl.errors import ConfigError
 from metarl.viz import render
 
 REPO = Path(__file__).resolve().parents[2]

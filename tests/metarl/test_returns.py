@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metarl.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
+from metarl.core.returns import discounted_returns, gae_advantages, masked_mean, masked_normalize
 
 
 def _column(values: list[float]) -> torch.Tensor:

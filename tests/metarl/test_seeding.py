@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.seeding import evaluation_generators, training_generators
+from metarl.core.seeding import evaluation_generators, training_generators
 
 
 def _draws(generators: tuple[np.random.Generator, torch.Generator]) -> tuple[np.ndarray, torch.Tensor]:

@@ -19,10 +19,10 @@ from metarl.agents.maml_trpo import MAMLTRPO  # noqa: E402
 from metarl.agents.policies import GaussianMLPPolicy  # noqa: E402
 from metarl.cli import main  # noqa: E402
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig  # noqa: E402
-from metarl.errors import NonFiniteError  # noqa: E402
-from metarl.optim.trpo import LineSearchResult  # noqa: E402
+from metarl.core.errors import NonFiniteError  # noqa: E402
+from metarl.core.trpo import LineSearchResult  # noqa: E402
+from metarl.core.types import EpisodeBatch, MetaBatch  # noqa: E402
 from metarl.training import non_finite_quantity  # noqa: E402
-from metarl.types import EpisodeBatch, MetaBatch  # noqa: E402
 
 TINY = tiny_settings("logging.checkpoint_every=1", "env.imports=[faulty_envs]")
 

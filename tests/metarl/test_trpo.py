@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from metarl.optim.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
+from metarl.core.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
 
 
 def _random_spd(p: int, seed: int) -> torch.Tensor:

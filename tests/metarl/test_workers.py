@@ -19,8 +19,8 @@ from metarl.agents.policies import GaussianMLPPolicy, TaskPolicy, task_noise_see
 from metarl.collection import CollectorSpec, collector_from_config  # noqa: E402
 from metarl.collection.processes import SubprocessCollector  # noqa: E402
 from metarl.config import CollectorConfig  # noqa: E402
-from metarl.errors import CollectorError  # noqa: E402
-from metarl.functional import expand_params  # noqa: E402
+from metarl.core.errors import CollectorError  # noqa: E402
+from metarl.core.functional import expand_params  # noqa: E402
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'metarl[ray]')")
@@ -61,7 +61,7 @@ FAULTY = CollectorSpec("metarl-test/Faulty-v0", E, imports=("faulty_envs",))
 
 def nav_tasks():
     from metarl import envs  # noqa: F401
-    from metarl.tasks import make_task_distribution
+    from metarl.core.tasks import make_task_distribution
 
     return make_task_distribution("metarl/Navigation2D-v0").sample_tasks(N, np.random.default_rng(3))
 

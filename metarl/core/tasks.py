@@ -11,8 +11,8 @@ from typing import Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-from metarl.errors import ConfigError, closest
-from metarl.types import Task
+from metarl.core.errors import ConfigError, closest
+from metarl.core.types import Task
 
 
 @runtime_checkable

@@ -1,1 +1,0 @@
-"""Optimisers used by the meta-learners."""
