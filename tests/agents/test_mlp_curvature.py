@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from metarl.agents.maml_trpo import MAMLTRPO
-from metarl.agents.mlp_curvature import (
-    ClosedFormMetaUpdate,
-    closed_form_supported,
+from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, closed_form_supported
+from metarl.agents.mlp_derivatives import (
     inner_gradient,
     inner_hessian_product,
     join_params,
