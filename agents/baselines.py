@@ -2,13 +2,17 @@
 
 :class:`LinearFeatureBaseline` is the one of the MAML paper (from rllab, Duan et al., arXiv:1604.06778): a
 ridge regression of the discounted return on ``[o, o^2, t, t^2, t^3, 1]`` (``o`` clipped to ``[-10, 10]``,
-``t = step / 100``), refit on each task's own episodes every time advantages are needed.
+``t = step / 100``), refit on each task's own episodes every time advantages are needed (:func:`gae_data`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from metarl.config import MetaConfig
+from metarl.core.returns import discounted_returns, gae_advantages, masked_normalize
+from metarl.core.types import EpisodeBatch
 
 
 def linear_baseline_features(observations: Tensor) -> Tensor:
@@ -69,3 +73,18 @@ class LinearFeatureBaseline:
         weights = fit_linear_baseline(features, targets, mask, self.reg)
         values = torch.einsum("nief,nf->nie", features.double(), weights)
         return (values * mask).to(targets.dtype)
+
+
+def gae_data(
+    batch: EpisodeBatch, baseline: LinearFeatureBaseline, meta: MetaConfig
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Batch -> ``(observations, actions, advantages, mask)``, each with a leading task axis ``N``.
+
+    The baseline is refit on each task's episodes; the advantages are GAE ``[N, T, E]`` (``meta.gamma``,
+    ``meta.gae_lambda``), normalised per task if ``meta.normalize_advantages``.
+    """
+    returns = discounted_returns(batch.rewards, batch.mask, meta.gamma)
+    values = baseline.fit_predict(batch.observations, returns, batch.mask)
+    adv = gae_advantages(batch.rewards, values, batch.mask, meta.gamma, meta.gae_lambda)
+    adv = masked_normalize(adv, batch.mask) if meta.normalize_advantages else adv
+    return batch.observations, batch.actions, adv, batch.mask

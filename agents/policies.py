@@ -182,3 +182,14 @@ class TaskPolicy:
             [torch.randn(mean.shape[1:], generator=g, dtype=mean.dtype) for g in self._generators]
         )
         return mean + torch.exp(log_std)[:, None, :] * noise
+
+
+def task_policy(module: nn.Module, params: dict[str, Tensor], generator: torch.Generator) -> TaskPolicy:
+    """The collector's sampling policy of per-task parameters ``[N, ...]`` (observations ``[N, E, D]``).
+
+    One draw from ``generator`` seeds a separate noise stream per task (:class:`TaskPolicy`), so the
+    episodes do not depend on how a collector splits the tasks among workers.
+    """
+    base = int(torch.randint(0, 2**62, (1,), generator=generator))
+    num_tasks = next(iter(params.values())).shape[0]
+    return TaskPolicy(module, params, task_noise_seeds(base, num_tasks))

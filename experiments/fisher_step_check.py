@@ -36,7 +36,8 @@ import torch
 from torch import Tensor
 
 import metarl.agents.maml_trpo as maml
-from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, mlp_layout
+from metarl.agents.mlp_curvature import ClosedFormMetaUpdate
+from metarl.agents.mlp_derivatives import mlp_layout
 from metarl.checkpoint import load_checkpoint
 from metarl.cli import build, build_collector
 from metarl.config import load_config

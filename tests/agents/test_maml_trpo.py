@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 import torch
+from maml_reference import meta_objective
 
+import metarl.agents.fisher_subsample as fisher_subsample
 import metarl.agents.maml_trpo as maml_trpo
-from metarl.agents.maml_trpo import MAMLTRPO, grown_fraction, tree_index
+from metarl.agents.fisher_subsample import grown_fraction
+from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.agents.policies import GaussianMLPPolicy, gaussian_log_prob
+from metarl.agents.sampling import detached_inner_step
+from metarl.agents.task_map import tree_index
 from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.core.types import EpisodeBatch, MetaBatch
 
@@ -74,7 +80,7 @@ def test_meta_gradient_vmap_equals_loop(first_order: bool) -> None:
 
 def test_second_order_meta_gradient_matches_finite_differences() -> None:
     learner = make_learner(first_order=False)
-    objective, theta = learner.meta_objective(meta_batch())
+    objective, theta = meta_objective(learner, meta_batch())
     grad = torch.func.grad(lambda t: objective(t)[0])(theta)
     g = torch.Generator().manual_seed(1)
     for _ in range(3):
@@ -98,7 +104,7 @@ def test_two_inner_steps_gradient_matches_finite_differences_and_loop(estimator:
     """With lvc too: the line search evaluates the objective whose gradient built the step."""
     mb = meta_batch(steps=2)
     learner = make_learner(steps=2, estimator=estimator)
-    objective, theta = learner.meta_objective(mb)
+    objective, theta = meta_objective(learner, mb)
     grad = torch.func.grad(lambda t: objective(t)[0])(theta)
     direction = torch.randn(theta.shape, generator=torch.Generator().manual_seed(2), dtype=theta.dtype)
     numeric = (objective(theta + 1e-5 * direction)[0] - objective(theta - 1e-5 * direction)[0]) / 2e-5
@@ -110,7 +116,7 @@ def test_two_inner_steps_gradient_matches_finite_differences_and_loop(estimator:
 def test_objective_at_current_parameters_has_zero_kl_and_unit_ratio() -> None:
     learner = make_learner()
     mb = meta_batch()
-    objective, theta = learner.meta_objective(mb)
+    objective, theta = meta_objective(learner, mb)
     loss, kl = objective(theta)
     assert abs(float(kl)) < 1e-12
     # with ratio 1 the surrogate is minus the mean advantage, which normalisation makes 0 per task
@@ -141,7 +147,7 @@ def test_fisher_vector_product_vmap_equals_loop() -> None:
     mb = meta_batch()
     products = []
     for vectorize in (True, False):
-        objective, theta = make_learner(vectorize=vectorize).meta_objective(mb)
+        objective, theta = meta_objective(make_learner(vectorize=vectorize), mb)
         _, hvp = torch.func.vjp(torch.func.grad(lambda t, f=objective: f(t)[1]), theta)
         v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(3), dtype=theta.dtype)
         products.append(hvp(v)[0])
@@ -209,27 +215,26 @@ def test_lvc_keeps_the_inner_step_and_adds_the_score_term_to_the_meta_gradient()
     """
     mb = meta_batch()
     paper, lvc = make_learner(), make_learner(estimator="lvc")
-    objective_paper, theta = paper.meta_objective(mb)
-    objective_lvc, _ = lvc.meta_objective(mb)
+    objective_paper, theta = meta_objective(paper, mb)
+    objective_lvc, _ = meta_objective(lvc, mb)
     torch.testing.assert_close(objective_lvc(theta), objective_paper(theta), rtol=1e-12, atol=1e-12)
     supports, query, theta, like = paper._prepare(mb)
     (observations, actions, advantages, mask) = supports[0]
     alpha = paper.inner.step_size
     expected = torch.zeros_like(theta)
     for i in range(N):
-        adapted = maml_trpo.adapt_flat(
-            theta, tuple(tree_index(d, i) for d in supports), policy=paper.policy, like=like,
-            step_sizes=(alpha,), first_order=False,
-        )  # fmt: skip
-        outputs = maml_trpo.policy_outputs(adapted, query[0][i], policy=paper.policy, like=like)
+        inner = paper.inner_loop(like)
+        assert inner.step_size == alpha and not inner.first_order
+        adapted = maml_trpo.adapt_flat(theta, tuple(tree_index(d, i) for d in supports), inner)
+        outputs = maml_trpo.policy_outputs(adapted, query[0][i], inner)
         old = tuple(t.detach() for t in outputs)
 
-        def query_loss(a, i=i, old=old):
-            out = maml_trpo.policy_outputs(a, query[0][i], policy=paper.policy, like=like)
+        def query_loss(a, i=i, old=old, inner=inner):
+            out = maml_trpo.policy_outputs(a, query[0][i], inner)
             return maml_trpo.surrogate_and_kl(*out, tree_index(query, i), *old)[0]
 
-        def log_probs(t, i=i):
-            out = maml_trpo.policy_outputs(t, observations[i], policy=paper.policy, like=like)
+        def log_probs(t, i=i, inner=inner):
+            out = maml_trpo.policy_outputs(t, observations[i], inner)
             return gaussian_log_prob(*out, actions[i])  # [T, E]
 
         v = torch.func.grad(query_loss)(adapted)
@@ -315,7 +320,7 @@ def test_grown_fraction_doubles_once_the_median_kl_ratio_of_a_full_window_exceed
 
 
 def test_fisher_subsample_grows_from_the_full_steps_kl_and_resumes_exactly(monkeypatch) -> None:
-    monkeypatch.setattr(maml_trpo, "FISHER_GROWTH_WINDOW", 1)
+    monkeypatch.setattr(fisher_subsample, "FISHER_GROWTH_WINDOW", 1)
     mb = meta_batch()
     fixed = make_learner(fisher_subsample=0.3)
     metrics = fixed.step(mb)
@@ -365,7 +370,7 @@ def test_learned_step_sizes_start_as_the_fixed_one_with_the_same_policy_gradient
 def test_step_size_gradient_matches_finite_differences_and_the_loop(steps: int, estimator: str) -> None:
     mb = meta_batch(steps)
     learner = make_learner(steps=steps, learn_step_size=True, estimator=estimator)
-    objective, theta = learner.meta_objective(mb)
+    objective, theta = meta_objective(learner, mb)
     grad = torch.func.grad(lambda t: objective(t)[0])(theta)
     size = theta.shape[0] // 2
     direction = torch.zeros_like(theta)
@@ -418,6 +423,7 @@ def test_adapt_scales_the_learned_step_sizes_like_alpha() -> None:
     half = learner.adapt(params, batch, 0.15)  # inner.step_size is 0.3: half of each learned rate
     data = learner.pg_data(batch)
     rates = {k: 0.5 * v for k, v in learner.step_sizes.items()}
-    torch.testing.assert_close(half, learner._adapt_tasks(params, data, rates))
+    loss_fn = functools.partial(maml_trpo.policy_gradient_loss, learner.policy)
+    torch.testing.assert_close(half, detached_inner_step(loss_fn, params, data, rates))
     fixed = make_learner().adapt(params, batch, 0.15)
     assert not torch.allclose(half["log_std"], fixed["log_std"])
