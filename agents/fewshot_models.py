@@ -18,7 +18,8 @@ second derivative) instead of ``F.batch_norm``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,8 @@ class FewShotConvNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``x [B, C, H, W] -> logits [B, classes]``."""
-        for conv, norm in zip(self.convs, self.norms, strict=True):
+        convs, norms = cast("Iterable[nn.Conv2d]", self.convs), cast("Iterable[nn.BatchNorm2d]", self.norms)
+        for conv, norm in zip(convs, norms, strict=True):
             x = F.conv2d(x, conv.weight, conv.bias, stride=1 if self.max_pool else 2, padding=1)
             x = F.relu(F.batch_norm(x, None, None, norm.weight, norm.bias, training=True))
             if self.max_pool:

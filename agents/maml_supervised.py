@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -187,7 +188,7 @@ class SupervisedMAML:
 
     def meta_losses(self, batch: TaskBatch, steps: int | None = None) -> tuple[Tensor, Tensor]:
         """Per-task query losses ``[N]`` after and before adapting, with the current batching mode."""
-        params = dict(self.net.named_parameters())
+        params: Params = dict(self.net.named_parameters())
         per_task = functools.partial(
             task_losses,
             kind=self.kind,
@@ -214,9 +215,8 @@ class SupervisedMAML:
         loss = after.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.sqrt(
-            sum(p.grad.pow(2).sum() for p in self.model.parameters() if p.grad is not None)
-        )
+        squares = sum(p.grad.pow(2).sum() for p in self.model.parameters() if p.grad is not None)
+        grad_norm = torch.sqrt(cast(Tensor, squares))  # a tensor once one parameter has a gradient
         self.optimizer.step()
         metrics = {
             "meta/loss_before": before.mean().item(),

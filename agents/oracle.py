@@ -13,7 +13,7 @@ import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -32,7 +32,7 @@ def fold_normalization(policy: GaussianMLPPolicy, mean: np.ndarray, var: np.ndar
 
     The first linear layer absorbs the affine map: ``W' = W / std``, ``b' = b - W' mean``.
     """
-    first = policy.body[0]
+    first = cast(nn.Linear, policy.body[0])
     std = torch.as_tensor(np.sqrt(var + eps), dtype=first.weight.dtype)
     shift = torch.as_tensor(mean, dtype=first.weight.dtype)
     with torch.no_grad():
@@ -92,6 +92,7 @@ class _ProgressCallback:
                 return True
 
             def _on_rollout_end(self) -> None:
+                assert self.model.ep_info_buffer is not None, "SB3 makes the buffer before the first rollout"
                 returns = [info["r"] for info in self.model.ep_info_buffer]
                 mean = float(np.mean(returns)) if returns else float("nan")
                 self.bar.set_postfix(ret=f"{mean:.1f}")
@@ -160,7 +161,8 @@ def train_oracle_ppo(
     model.learn(timesteps, callback=_ProgressCallback.make(timesteps, out_dir / "metrics.csv", progress))
     model.save(out_dir / "oracle_ppo.zip")
     venv.save(str(out_dir / "vecnormalize.pkl"))
-    return policy_from_ppo(model, venv.obs_rms.mean, venv.obs_rms.var, venv.epsilon)
+    obs_rms = cast(Any, venv.obs_rms)  # SB3 types it as one RunningMeanStd or a dict of them (dict spaces)
+    return policy_from_ppo(model, obs_rms.mean, obs_rms.var, venv.epsilon)
 
 
 class OracleAdapter:
