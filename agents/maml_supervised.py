@@ -37,7 +37,7 @@ from torch.func import functional_call
 from metarl.config import InnerConfig, MetaConfig
 from metarl.core.errors import ConfigError
 from metarl.core.functional import Params, StepSize, expand_params, inner_adapt, inner_step
-from metarl.supervised import TaskBatch
+from metarl.training.fewshot import TaskBatch
 
 from .fewshot_models import FewShotConvNet, batched_forward
 

@@ -32,7 +32,7 @@ from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP
 from metarl.agents.maml_supervised import SupervisedMAML
 from metarl.config import InnerConfig, MetaConfig
 from metarl.envs.fewshot import SinusoidTasks
-from metarl.supervised import TaskBatch, as_task_batch
+from metarl.training.fewshot import TaskBatch, as_task_batch
 
 
 def sinusoid_case():

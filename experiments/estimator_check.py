@@ -24,12 +24,12 @@ import torch
 from torch import Tensor
 
 from metarl.agents.maml_trpo import MAMLTRPO
-from metarl.checkpoint import load_checkpoint
 from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step
 from metarl.core.types import EpisodeBatch, MetaBatch
+from metarl.training.checkpoints import load_checkpoint
 
 
 def task_slice(meta_batch: MetaBatch, tasks: slice) -> MetaBatch:

@@ -38,11 +38,11 @@ from torch import Tensor
 import metarl.agents.maml_trpo as maml
 from metarl.agents.mlp_curvature import ClosedFormMetaUpdate
 from metarl.agents.mlp_derivatives import mlp_layout
-from metarl.checkpoint import load_checkpoint
 from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step
+from metarl.training.checkpoints import load_checkpoint
 
 
 def episode_subsampled_product(self, supports, query, theta, like, full, old, jacobian_too=True):

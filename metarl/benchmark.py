@@ -252,13 +252,13 @@ def _exit_with_parent() -> None:
     """On Linux, have the kernel end this worker when the benchmark process dies (even by SIGKILL).
 
     The worker also keeps freed memory as the ``metarl`` command does
-    (:func:`metarl.allocator.keep_freed_memory`), so that its timings are those of a training run.
+    (:func:`metarl.training.allocator.keep_freed_memory`), so that its timings are those of a training run.
     """
     import ctypes
     import signal
     import sys
 
-    from metarl.allocator import keep_freed_memory
+    from metarl.training.allocator import keep_freed_memory
 
     keep_freed_memory()
     if sys.platform.startswith("linux"):

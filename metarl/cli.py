@@ -7,7 +7,7 @@
 ``metarl baseline {pretrained,oracle} CONFIG.yaml [--seed N] [--run-dir DIR] [--set key=value ...]``
 
 A config with ``data.dataset`` set (``experiments/sinusoid.yaml``, ``experiments/omniglot-5w1s.yaml``, ...)
-is a supervised few-shot run: ``train`` and ``evaluate`` then use :mod:`metarl.supervised`.
+is a supervised few-shot run: ``train`` and ``evaluate`` then use :mod:`metarl.training.fewshot`.
 
 User mistakes end with one line on stderr and exit code 2; nothing already written is touched.
 """
@@ -30,15 +30,21 @@ import numpy as np
 import torch
 import yaml
 
-from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import atomic_write, load_checkpoint, resolve_target
 from metarl.collection import Collector, collector_from_config
 from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
 from metarl.core.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.core.tasks import TaskDistribution, import_task_modules, make_task_distribution
-from metarl.run_files import UNCHANGED, check_config_matches, check_metrics, checkpoint_iteration, damaged
-from metarl.run_lock import hold_run_dir, in_use_message, lock_holder
-from metarl.stopping import raise_interrupted
+from metarl.training.allocator import keep_freed_memory
+from metarl.training.checkpoints import atomic_write, load_checkpoint, resolve_target
+from metarl.training.run_files import (
+    UNCHANGED,
+    check_config_matches,
+    check_metrics,
+    checkpoint_iteration,
+    damaged,
+)
+from metarl.training.run_lock import hold_run_dir, in_use_message, lock_holder
+from metarl.training.stopping import raise_interrupted
 
 if TYPE_CHECKING:
     from metarl.agents.maml_trpo import MAMLTRPO
@@ -278,7 +284,7 @@ def _check_resumable(run_dir: Path, stored: Config) -> int:
 
     Raises:
         CheckpointError: a damaged or hand-edited checkpoint, ``config.yaml`` or ``metrics.csv``
-            (:mod:`metarl.run_files`), before anything is written.
+            (:mod:`metarl.training.run_files`), before anything is written.
     """
     latest, best = run_dir / "checkpoints" / "latest.pt", run_dir / "checkpoints" / "best.pt"
     state = load_checkpoint(latest)
@@ -351,7 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_run(config: Config, run_dir: Path, resume: bool, record: Callable[[], None] = _nothing) -> int:
     """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate."""
-    from metarl.training import train
+    from metarl.training.rl import train
     from metarl.viz.plots import plot_learning_curve
 
     built = build(config)
@@ -427,8 +433,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def _train_oracle(config: Config, run_dir: Path) -> int:
     """PPO with the task in the observation; the actor is saved as a metarl checkpoint and evaluated."""
     from metarl.agents.oracle import train_oracle_ppo
-    from metarl.checkpoint import save_checkpoint
     from metarl.envs.wrappers import TaskInObservation
+    from metarl.training.checkpoints import save_checkpoint
 
     distribution = build(config).distribution  # checks the config and env first
     _make_run_dir(config, run_dir)
@@ -472,7 +478,8 @@ def _train_oracle(config: Config, run_dir: Path) -> int:
 
 def _train_fewshot(config: Config, run_dir: Path, resume: bool, record: Callable[[], None] = _nothing) -> int:
     """``metarl train`` of a few-shot config: meta-train, learning curve, adaptation curve on test tasks."""
-    from metarl.supervised import evaluate_fewshot, train_fewshot
+    from metarl.evaluation import evaluate_fewshot
+    from metarl.training.fewshot import train_fewshot
     from metarl.viz.plots import plot_learning_curve
 
     tasks, learner = build_fewshot(config)
@@ -509,7 +516,7 @@ def _train_fewshot(config: Config, run_dir: Path, resume: bool, record: Callable
 
 
 def _evaluate_fewshot(config: Config, state: dict, out_dir: Path) -> int:
-    from metarl.supervised import evaluate_fewshot
+    from metarl.evaluation import evaluate_fewshot
 
     tasks, learner = build_fewshot(config)
     learner.model.load_state_dict(state["policy"])
@@ -840,8 +847,8 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: the run-directory locks the running command holds (:func:`metarl.run_lock.hold_run_dir`), released when
-#: :func:`main` returns
+#: the run-directory locks the running command holds (:func:`metarl.training.run_lock.hold_run_dir`),
+#: released when :func:`main` returns
 _RUN_LOCKS: contextlib.ExitStack | None = None
 
 

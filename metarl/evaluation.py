@@ -19,9 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from metarl.checkpoint import atomic_write
 from metarl.collection import VectorCollector
+from metarl.config import Config
+from metarl.core.seeding import evaluation_generators
 from metarl.core.types import Adapter, Task
+from metarl.training.checkpoints import atomic_write
+from metarl.training.fewshot import FewShotLearner, FewShotTasks, as_task_batch
 
 
 def paper_step_sizes(step_size: float, steps: int) -> list[float]:
@@ -192,3 +195,56 @@ def same_tasks(a: Sequence[dict[str, float]], b: Sequence[Task], tol: float = 1e
         ):
             return False
     return True
+
+
+#: what ``adaptation.csv`` calls the value of each task kind, and the figure's axis label
+METRIC_NAMES = {"regression": ("mse", "mean squared error"), "classification": ("accuracy", "accuracy")}
+
+
+def fewshot_adaptation_curve(
+    learner: FewShotLearner, tasks: FewShotTasks, config: Config, chunk: int = 50
+) -> tuple[Tensor, list[Any]]:
+    """Query metric on ``evaluation.tasks`` new ``test``-split tasks after ``0..evaluation.steps`` steps.
+
+    Tasks come from the evaluation stream of ``evaluation.seed`` in chunks of ``chunk`` (so memory stays
+    bounded), with ``evaluation.shots`` support and ``evaluation.query_shots`` query examples per class.
+
+    Returns:
+        ``([tasks, steps + 1]`` mean squared error or accuracy, the task descriptions``)``.
+    """
+    rng, _ = evaluation_generators(config.evaluation.seed)
+    shots, query_shots = config.evaluation_shots
+    columns, described = [], []
+    remaining = config.evaluation.tasks
+    while remaining > 0:
+        n = min(chunk, remaining)
+        batch = as_task_batch(tasks.sample(n, rng, split="test", shots=shots, query_shots=query_shots))
+        columns.append(learner.adaptation_metrics(batch, config.evaluation_step_sizes))
+        described += batch.tasks
+        remaining -= n
+    return torch.cat(columns), described
+
+
+def evaluate_fewshot(
+    learner: FewShotLearner, tasks: FewShotTasks, config: Config, out_dir: str | Path
+) -> dict[str, Any]:
+    """Write ``adaptation.csv/json/png`` for a few-shot run (see :func:`fewshot_adaptation_curve`)."""
+    curve, described = fewshot_adaptation_curve(learner, tasks, config)
+    value_name, label = METRIC_NAMES[tasks.kind]
+    shots, query_shots = config.evaluation_shots
+    meta = {
+        "dataset": config.data.dataset,
+        "metric": value_name,
+        "ways": config.data.ways if tasks.kind == "classification" else None,
+        "shots": shots,
+        "query_shots": query_shots,
+        "seed": config.evaluation.seed,
+        "step_sizes": config.evaluation_step_sizes,
+        "learned_step_sizes": config.inner.learn_step_size,
+    }
+    title = f"{config.data.dataset} {shots}-shot" + (
+        f" {config.data.ways}-way" if tasks.kind == "classification" else ""
+    )
+    return write_adaptation_files(
+        out_dir, {config.method_name: curve}, described, meta, value_name=value_name, label=label, title=title
+    )

@@ -17,7 +17,7 @@ from metarl.config import InnerConfig, MetaConfig
 from metarl.core.errors import ConfigError
 from metarl.core.functional import expand_params
 from metarl.envs.fewshot import SinusoidTasks
-from metarl.supervised import TaskBatch, as_task_batch
+from metarl.training.fewshot import TaskBatch, as_task_batch
 
 
 @pytest.fixture(autouse=True)

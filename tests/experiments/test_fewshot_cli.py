@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
+from metarl.training.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["meta.iterations=2", "evaluation.tasks=3", "logging.progress=false", "meta.batch_size=2"]

@@ -17,9 +17,9 @@ import pytest
 import torch
 from conftest import metric_rows, rows_written, start_metarl, tiny_settings, train_command  # noqa: E402
 
-from metarl.checkpoint import atomic_write, load_checkpoint
 from metarl.core.errors import WriteError
-from metarl.logging import CSVSink
+from metarl.training.checkpoints import atomic_write, load_checkpoint
+from metarl.training.sinks import CSVSink
 from metarl.viz.plots import plot_adaptation
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import metric_rows, rows_written, start_metarl, tiny_settings  # noqa: E402
 
-from metarl.run_lock import lock_holder
+from metarl.training.run_lock import lock_holder
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "experiments" / "navigation2d-quick.yaml")

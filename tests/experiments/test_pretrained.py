@@ -10,8 +10,8 @@ import imageio.v3 as iio
 import pytest
 
 from metarl import envs  # noqa: F401  (registers the ids)
-from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
+from metarl.training.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "experiments" / "pretrained").glob("*/policy.pt"))

@@ -13,9 +13,9 @@ import torch
 import yaml
 from conftest import tiny_settings  # noqa: E402
 
-from metarl.checkpoint import load_checkpoint
 from metarl.cli import main
 from metarl.config import load_config
+from metarl.training.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = tiny_settings("meta.batch_size=3")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from metarl import allocator
+from metarl.training import allocator
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -21,7 +21,7 @@ def test_a_freed_big_block_is_reused_without_page_faults_after_keep_freed_memory
     """
     probe = (
         "import ctypes, resource, sys\n"
-        "from metarl.allocator import keep_freed_memory\n"
+        "from metarl.training.allocator import keep_freed_memory\n"
         "if sys.argv[1] == 'keep': assert keep_freed_memory()\n"
         "libc = ctypes.CDLL('libc.so.6')\n"
         "libc.malloc.restype = ctypes.c_void_p; libc.malloc.argtypes = [ctypes.c_size_t]\n"

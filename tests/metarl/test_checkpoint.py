@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from metarl import checkpoint
-from metarl.checkpoint import FORMAT_VERSION, load_checkpoint, resolve_target, save_checkpoint
 from metarl.core.errors import CheckpointError
+from metarl.training import checkpoints as checkpoint
+from metarl.training.checkpoints import FORMAT_VERSION, load_checkpoint, resolve_target, save_checkpoint
 
 
 class _NotAllowed:
@@ -194,7 +194,7 @@ def test_save_fsyncs_the_file_before_the_rename_and_then_the_folder(tmp_path, mo
 
 
 def test_a_metrics_row_cut_short_by_a_crash_is_dropped_on_resume(tmp_path):
-    from metarl.logging import CSVSink
+    from metarl.training.sinks import CSVSink
 
     path = tmp_path / "metrics.csv"
     sink = CSVSink(path)
@@ -209,7 +209,7 @@ def test_a_metrics_row_cut_short_by_a_crash_is_dropped_on_resume(tmp_path):
 
 
 def test_a_resumed_run_that_logs_new_metrics_widens_the_csv_and_keeps_its_rows(tmp_path):
-    from metarl.logging import CSVSink
+    from metarl.training.sinks import CSVSink
 
     path = tmp_path / "metrics.csv"
     sink = CSVSink(path)

@@ -22,7 +22,7 @@ from metarl.config import InnerConfig, MetaConfig, TRPOConfig  # noqa: E402
 from metarl.core.errors import NonFiniteError  # noqa: E402
 from metarl.core.trpo import LineSearchResult  # noqa: E402
 from metarl.core.types import EpisodeBatch, MetaBatch  # noqa: E402
-from metarl.training import non_finite_quantity  # noqa: E402
+from metarl.training.rl import non_finite_quantity  # noqa: E402
 
 TINY = tiny_settings("logging.checkpoint_every=1", "env.imports=[faulty_envs]")
 

@@ -1,7 +1,6 @@
-"""The meta-training loop: sample tasks, collect, meta-update, log, checkpoint; then the adaptation curve.
+"""RL meta-training on the shared loop: sample tasks, collect, meta-update; ``best.pt`` for the best return.
 
-Generic over the learner (anything with ``policy``, ``sample`` and ``step``);
-``metarl.cli`` builds the pieces.
+Generic over the learner (anything with ``policy``, ``sample`` and ``step``); the app builds the pieces.
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,15 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.collection import Collector
 from metarl.config import Config, config_to_dict
-from metarl.core.errors import NonFiniteError, Stopped, WriteError, resume_note
+from metarl.core.errors import NonFiniteError
 from metarl.core.seeding import training_generators
 from metarl.core.tasks import TaskDistribution
 from metarl.core.types import MetaBatch, Task
-from metarl.logging import CSVSink, Logger, MetricSink, TensorBoardSink
-from metarl.stopping import StopRequest
+from metarl.training.checkpoints import save_checkpoint
+from metarl.training.loop import RunPaths, loop_settings, run_loop
 
 
 class MetaLearner(Protocol):
@@ -54,33 +51,6 @@ class MetaLearner(Protocol):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load what :meth:`state_dict` returned."""
         ...
-
-
-@dataclass
-class RunPaths:
-    """The files of a run directory."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        """Resolved ``config.yaml``."""
-        return self.root / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        """``metrics.csv``, a row per iteration."""
-        return self.root / "metrics.csv"
-
-    @property
-    def latest(self) -> Path:
-        """``checkpoints/latest.pt``."""
-        return self.root / "checkpoints" / "latest.pt"
-
-    @property
-    def best(self) -> Path:
-        """``checkpoints/best.pt``: the policy whose post-adaptation return on its meta-batch was highest."""
-        return self.root / "checkpoints" / "best.pt"
 
 
 def _checkpoint(
@@ -168,10 +138,57 @@ def sample_and_step(
     )
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm import tqdm
+class RLWork:
+    """One RL meta-iteration for :func:`~metarl.training.loop.run_loop`, and the best return so far."""
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="it", dynamic_ncols=True)
+    def __init__(
+        self,
+        config: Config,
+        paths: RunPaths,
+        learner: MetaLearner,
+        collector: Collector,
+        distribution: TaskDistribution,
+    ) -> None:
+        self.config, self.paths = config, paths
+        self.learner, self.collector, self.distribution = learner, collector, distribution
+        self.rng, self.gen = training_generators(config.seed)
+        self.best = -math.inf
+        self._sampled_policy: dict[str, torch.Tensor] = {}
+
+    def iterate(self, iteration: int) -> dict[str, float]:
+        """Sample ``meta.batch_size`` tasks, collect and meta-update (:func:`sample_and_step`)."""
+        tasks = self.distribution.sample_tasks(self.config.meta.batch_size, self.rng)
+        # the policy that collects this iteration's episodes, kept in case its return is the best
+        self._sampled_policy = self.learner.state_dict()
+        return sample_and_step(self.learner, self.collector, tasks, self.rng, self.gen, iteration, self.paths)
+
+    def record(self, iteration: int, metrics: dict[str, float]) -> None:
+        """A new best ``meta/return_after`` writes ``best.pt``: the policy that collected it."""
+        after = metrics["meta/return_after"]
+        if after > self.best:
+            self.best = after
+            state = self.state(iteration)
+            save_checkpoint(
+                self.paths.best, {**state, "policy": self._sampled_policy, "iteration": iteration - 1}
+            )
+
+    def state(self, iteration: int) -> dict[str, Any]:
+        """``latest.pt``: the learner, both generators and the best return."""
+        return _checkpoint(self.learner, self.config, iteration, self.rng, self.gen, self.best)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load ``latest.pt``'s learner, generators and best return."""
+        self.learner.load_state_dict(state["policy"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.gen.set_state(state["torch_rng"])
+        self.best = float(state["best_return"])
+
+    def progress_text(self, iteration: int, metrics: dict[str, float]) -> str | None:
+        """Returns before and after adaptation, the KL and the iteration's seconds."""
+        return (
+            f"before {metrics['meta/return_before']:.1f} after {metrics['meta/return_after']:.1f} "
+            f"kl {metrics['trpo/kl']:.4f} {metrics['time/iteration']:.1f}s/it"
+        )
 
 
 def train(
@@ -187,64 +204,13 @@ def train(
     A resumed run repeats exactly what an unstopped run would have done: the policy and both generators are
     restored, and ``metrics.csv`` rows after the checkpoint are dropped.
 
-    SIGINT or SIGTERM (:class:`metarl.stopping.StopRequest`) lets the current iteration finish, writes
+    SIGINT or SIGTERM (:class:`metarl.training.stopping.StopRequest`) lets the current iteration finish,
+    writes
     ``latest.pt`` for it and raises :class:`metarl.core.errors.Stopped`; a second signal stops at once.
 
     Returns:
         The metrics of the last iteration (empty if there was nothing left to do).
     """
     paths = RunPaths(Path(run_dir))
-    rng, gen = training_generators(config.seed)
-    start, best = 0, -math.inf
-    if resume:
-        state = load_checkpoint(paths.latest)
-        learner.load_state_dict(state["policy"])
-        rng.bit_generator.state = state["numpy_rng"]
-        gen.set_state(state["torch_rng"])
-        start, best = int(state["iteration"]), float(state["best_return"])
-    sinks: list[MetricSink] = [CSVSink(paths.metrics, resume_iteration=start if resume else None)]
-    if config.logging.tensorboard:
-        sinks.append(TensorBoardSink(paths.root / "tensorboard", purge_step=start + 1 if resume else None))
-    logger = Logger(sinks)
-    metrics: dict[str, float] = {}
-    bar = _progress(config.meta.iterations, start, config.logging.progress)
-    total = config.meta.iterations
-    saved = start  # the iteration latest.pt holds (0: none yet)
-    try:
-        with StopRequest() as stop:
-            for iteration in range(start + 1, total + 1):
-                begin = time.perf_counter()
-                tasks = distribution.sample_tasks(config.meta.batch_size, rng)
-                # the policy that collects this iteration's episodes, kept in case its return is the best
-                sampled_policy = learner.state_dict()
-                metrics = sample_and_step(learner, collector, tasks, rng, gen, iteration, paths)
-                metrics["time/iteration"] = time.perf_counter() - begin
-                logger.write(iteration, metrics)
-                after = metrics["meta/return_after"]
-                if after > best:
-                    best = after
-                    state = _checkpoint(learner, config, iteration, rng, gen, best)
-                    best_state = {**state, "policy": sampled_policy, "iteration": iteration - 1}
-                    save_checkpoint(paths.best, best_state)
-                stopping = stop.signum is not None
-                if stopping or iteration % config.logging.checkpoint_every == 0 or iteration == total:
-                    save_checkpoint(paths.latest, _checkpoint(learner, config, iteration, rng, gen, best))
-                    saved = iteration
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"before {metrics['meta/return_before']:.1f} after {after:.1f} "
-                    f"kl {metrics['trpo/kl']:.4f} {metrics['time/iteration']:.1f}s/it"
-                )
-                if stopping:
-                    raise Stopped(stop.signum, iteration, total, str(paths.root))
-            if stop.signum is not None and start < total:  # the signal came after the last check
-                raise Stopped(stop.signum, total, total, str(paths.root))
-    except BaseException as exc:
-        bar.close()
-        logger.close(quiet=True)
-        if isinstance(exc, WriteError):
-            raise exc.with_note(resume_note(paths.latest, saved, paths.root)) from exc
-        raise
-    bar.close()
-    logger.close()
-    return metrics
+    work = RLWork(config, paths, learner, collector, distribution)
+    return run_loop(work, paths, loop_settings(config), resume)

@@ -31,7 +31,7 @@ def checkpoint_iteration(path: str | Path, state: dict[str, Any], keys: Iterable
 
     Args:
         path: the checkpoint (for the message).
-        state: what :func:`metarl.checkpoint.load_checkpoint` returned.
+        state: what :func:`metarl.training.checkpoints.load_checkpoint` returned.
         keys: the entries a resume restores besides ``iteration`` and ``policy`` (``numpy_rng``, ...).
 
     Raises:

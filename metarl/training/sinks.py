@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from metarl.checkpoint import atomic_write
 from metarl.core.errors import writing
+from metarl.training.checkpoints import atomic_write
 
 
 class MetricSink(Protocol):
@@ -33,7 +33,7 @@ class CSVSink:
     """Append rows to a CSV file; on resume, rows after ``resume_iteration`` are dropped first.
 
     Each row is appended and flushed when written; a row cut short by a crash is dropped on resume, and the
-    file is rewritten then atomically (``metarl.checkpoint.atomic_write``).
+    file is rewritten then atomically (``metarl.training.checkpoints.atomic_write``).
 
     Args:
         path: the CSV file.
