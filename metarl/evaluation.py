@@ -214,7 +214,8 @@ def fewshot_adaptation_curve(
     """
     rng, _ = evaluation_generators(config.evaluation.seed)
     shots, query_shots = config.evaluation_shots
-    columns, described = [], []
+    columns: list[Tensor] = []
+    described: list[Any] = []
     remaining = config.evaluation.tasks
     while remaining > 0:
         n = min(chunk, remaining)

@@ -40,9 +40,8 @@ class TaskBatch:
 
     def to(self, device: torch.device | str) -> TaskBatch:
         """The same batch on ``device``."""
-        return TaskBatch(
-            tuple(t.to(device) for t in self.support), tuple(t.to(device) for t in self.query), self.tasks
-        )
+        (x, y), (qx, qy) = self.support, self.query
+        return TaskBatch((x.to(device), y.to(device)), (qx.to(device), qy.to(device)), self.tasks)
 
 
 class FewShotTasks(Protocol):

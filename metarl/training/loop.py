@@ -124,7 +124,8 @@ def run_loop(work: Work, paths: RunPaths, settings: LoopSettings, resume: bool =
                 metrics["time/iteration"] = time.perf_counter() - begin
                 logger.write(iteration, metrics)
                 work.record(iteration, metrics)
-                stopping = stop.signum is not None
+                signum = stop.signum
+                stopping = signum is not None
                 if stopping or iteration % settings.checkpoint_every == 0 or iteration == total:
                     save_checkpoint(paths.latest, work.state(iteration))
                     saved = iteration
@@ -132,8 +133,8 @@ def run_loop(work: Work, paths: RunPaths, settings: LoopSettings, resume: bool =
                 text = work.progress_text(iteration, metrics)
                 if text is not None:
                     bar.set_postfix_str(text)
-                if stopping:
-                    raise Stopped(stop.signum, iteration, total, str(paths.root))
+                if signum is not None:
+                    raise Stopped(signum, iteration, total, str(paths.root))
             if stop.signum is not None and start < total:  # the signal came after the last check
                 raise Stopped(stop.signum, total, total, str(paths.root))
     except BaseException as exc:

@@ -126,6 +126,7 @@ def sample_and_step(
                 RuntimeWarning,
                 stacklevel=2,
             )
+    assert quantity is not None  # the second attempt failed too
     kept = (
         f"the last good checkpoint {paths.latest} is kept"
         if paths.latest.is_file()

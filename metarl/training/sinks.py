@@ -72,13 +72,15 @@ class CSVSink:
         file once: it is rewritten atomically with the new columns appended, empty in the earlier rows.
         """
         row: dict[str, Any] = {"iteration": iteration, **metrics}
-        new_file = self._columns is None
-        if new_file:
-            self._columns = list(row)
-        elif added := [k for k in row if k not in self._columns]:
-            self._widen([*self._columns, *added])
+        columns = self._columns
+        new_file = columns is None
+        if columns is None:
+            columns = self._columns = list(row)
+        elif added := [k for k in row if k not in columns]:
+            columns = [*columns, *added]
+            self._widen(columns)
         with writing(self.path), self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, self._columns, extrasaction="ignore")
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
