@@ -11,6 +11,8 @@ from typing import Any, ClassVar, TypeVar
 import mujoco
 import numpy as np
 
+from .rewards import TaskTerms
+
 TaskT = TypeVar("TaskT")
 
 
@@ -32,7 +34,7 @@ def check_task(task: object, task_type: type[TaskT]) -> TaskT:
         TypeError: ``task`` is not a ``task_type`` or a field is not a real number.
         ValueError: A field is not finite.
     """
-    if not isinstance(task, task_type):
+    if not isinstance(task, task_type) or not dataclasses.is_dataclass(task):
         raise TypeError(f"task must be a {task_type.__name__}, got {task!r}")
     for field in dataclasses.fields(task):
         value = getattr(task, field.name)
@@ -41,6 +43,11 @@ def check_task(task: object, task_type: type[TaskT]) -> TaskT:
         if not math.isfinite(value):
             raise ValueError(f"task field {field.name!r} must be finite, got {value!r}")
     return task
+
+
+def task_fields(task: Any) -> tuple[Any, ...]:
+    """A task dataclass's field values in declaration order: ``GoalTask(1.0, 2.0) -> (1.0, 2.0)``."""
+    return tuple(getattr(task, field.name) for field in dataclasses.fields(task))
 
 
 def check_num_tasks(n: int) -> None:
@@ -86,15 +93,19 @@ def install_warning_handler() -> None:
 class TaskEnvMixin:
     """The task plumbing of the MuJoCo task envs, mixed in before Gymnasium's env class.
 
-    Subclasses set ``task_type``, ``default_task`` and ``task_ranges``, define ``sample_tasks(n, rng)``, and
-    assign ``self.task`` in ``__init__`` (before Gymnasium's constructor, whose reset already reads it).
-    ``VectorEnv.set_attr("task", ...)`` assigns the attribute, so assignment validates like :meth:`set_task`.
+    Subclasses set ``task_type``, ``default_task``, ``task_ranges`` and ``task_terms``, define
+    ``sample_tasks(n, rng)``, and assign ``self.task`` in ``__init__`` (before Gymnasium's constructor, whose
+    reset already reads it). ``VectorEnv.set_attr("task", ...)`` assigns the attribute, so assignment
+    validates like :meth:`set_task`.
     """
 
     task_type: ClassVar[type]
     default_task: ClassVar[Any]
     #: The training distribution's closed range of every task field (tasks outside it are accepted).
     task_ranges: ClassVar[dict[str, tuple[float, float]]]
+    #: The task's reward term (a function of :mod:`.rewards`), which the fast vector env calls too.
+    task_terms: ClassVar[TaskTerms]
+    _task: Any
 
     @property
     def task(self) -> Any:
