@@ -81,8 +81,9 @@ class MuJoCoVectorEnv(VectorEnv):
     Solver warm-start: ``mujoco.rollout`` neither takes nor returns each row's warm-start, so with it on,
     trajectories drift from plain stepping. The task models disable it (``mjDSBL_WARMSTART``), the single
     envs and this one alike, so a step depends only on the state and action and the results are exact
-    (tested to 1e-9; observed equal to 2e-16). The alternative, a thread pool stepping a persistent ``MjData``
-    per sub-env, is exact with warm-start on but was slower (``../shared/REFERENCE.md``, section 5).
+    (tested equal bit for bit, but ``distance_from_origin``: 1 ulp, a norm numpy computes per row). The
+    alternative, a thread pool stepping a persistent ``MjData`` per sub-env, is exact with warm-start on but
+    was slower (``../shared/REFERENCE.md``, section 5).
 
     Unstable simulations: a sub-env whose simulation MuJoCo had to reset during a step (NaN, inf or huge
     state or acceleration) or whose state, observation or reward is not finite (:func:`unstable_rows`) ends
