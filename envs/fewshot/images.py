@@ -8,6 +8,7 @@ Images are decoded once (see :mod:`envs.fewshot.omniglot`, :mod:`envs.fewshot.mi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ class ImageClassificationTasks:
         sample = next(iter(splits.values())).images
         height, width = sample.shape[1:3]
         channels = 3 if sample.ndim == 4 else 1
-        self.input_shape = (channels, height, width)
+        self.input_shape: tuple[int, ...] = (channels, height, width)
         self.num_outputs = ways
 
     def check(self, split: str, shots: int, query_shots: int) -> None:
@@ -134,8 +135,8 @@ def decode_images(paths: list[str], size: int, mode: str) -> np.ndarray:
     out = np.empty(shape, dtype=np.uint8)
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as image:
-                image = image.convert(mode)
+            with Image.open(path) as opened:
+                image = opened.convert(mode)
                 if image.size != (size, size):
                     image = image.resize((size, size), Image.Resampling.LANCZOS)
                 out[i] = np.asarray(image)
@@ -144,7 +145,7 @@ def decode_images(paths: list[str], size: int, mode: str) -> np.ndarray:
     return out
 
 
-def cached_split(cache_file: str, build) -> ClassImages:
+def cached_split(cache_file: str, build: Callable[[], ClassImages]) -> ClassImages:
     """Load a split from an ``.npz`` cache file, or build it with ``build()`` and write the cache.
 
     ``cache_file`` empty means memory only.

@@ -9,6 +9,7 @@ Expected folder (``data.root``)::
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 from pathlib import Path
 
@@ -90,5 +91,5 @@ def load_miniimagenet(root: str | Path, ways: int, cache_dir: str = "") -> Image
         cache = (
             str(Path(cache_dir) / f"miniimagenet-{split}-{IMAGE_SIZE}-{key[:10]}.npz") if cache_dir else ""
         )
-        splits[split] = cached_split(cache, lambda classes=classes: _decode(classes))
+        splits[split] = cached_split(cache, functools.partial(_decode, classes))
     return ImageClassificationTasks("miniimagenet", splits, ways)

@@ -12,6 +12,7 @@ as in the paper, every character rotated by 90, 180 and 270 degrees is a further
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -105,7 +106,7 @@ def load_omniglot(
     splits = {
         name: cached_split(
             str(Path(cache_dir) / f"omniglot-{name}-{IMAGE_SIZE}-{key}.npz") if cache_dir else "",
-            lambda part=part: _decode(part),
+            functools.partial(_decode, part),
         )
         for name, part in parts.items()
     }

@@ -35,7 +35,7 @@ class SinusoidTasks:
     """
 
     kind = "regression"
-    input_shape = (1,)
+    input_shape: tuple[int, ...] = (1,)
     num_outputs = 1
 
     def sample(

@@ -9,6 +9,7 @@ from cbfinn/maml_rl.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +17,8 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
 from ..tasks import DirectionTask, GoalTask, VelocityTask
-from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
+from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart, task_fields
+from .rewards import ant_reward_terms, direction_terms, goal_terms, is_healthy, offset_velocity_terms
 
 #: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
 CTRL_COST_WEIGHT = 0.005
@@ -33,8 +35,34 @@ ORIGINAL_SOLIMP = (0.8, 0.8, 0.01)
 ORIGINAL_INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class AntParameters:
+    """The arguments these envs give Gymnasium's ``AntEnv``; the fast vector env reads them here.
+
+    Gymnasium's defaults, but for the three weights. The envs also pass ``terminate_when_unhealthy`` and
+    ``include_cfrc_ext_in_observation`` as true, which the fast vector env assumes.
+
+    Args:
+        ctrl_cost_weight: The weight of ``|a|^2`` in the control cost.
+        contact_cost_weight: The weight of the sum of squared clipped contact forces.
+        healthy_reward: The survive reward per healthy step.
+        healthy_z_range: The torso heights (``qpos[2]``) that count as healthy.
+        contact_force_range: The range the contact forces are clipped to (observation and contact cost).
+        reset_noise_scale: The scale of the initial state's noise.
+        main_body: The body whose position gives ``v_x`` (the torso).
+    """
+
+    ctrl_cost_weight: float = CTRL_COST_WEIGHT
+    contact_cost_weight: float = CONTACT_COST_WEIGHT
+    healthy_reward: float = SURVIVE_REWARD
+    healthy_z_range: tuple[float, float] = (0.2, 1.0)
+    contact_force_range: tuple[float, float] = (-1.0, 1.0)
+    reset_noise_scale: float = 0.1
+    main_body: int = 1
+
+
 class AntTaskEnv(TaskEnvMixin, AntEnv):
-    """Gymnasium's Ant-v5 with a settable task; subclasses define the task reward term and the tasks.
+    """Gymnasium's Ant-v5 with a settable task; subclasses set the tasks and ``task_terms``.
 
     - Reward: ``task term + 0.05 (survive) - 0.005 * |a|^2 - 5e-4 * sum(clip(cfrc_ext, -1, 1)^2)``.
       ``info`` holds the task term (``reward_forward`` or ``reward_goal``), ``reward_survive``,
@@ -77,6 +105,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         original_model: Use the original model's contact softness and initial pose (``-v2`` ids).
     """
 
+    parameters: ClassVar[AntParameters] = AntParameters()
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False
 
@@ -92,12 +121,19 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
     ) -> None:
         self.task = self.default_task if task is None else task
         check_frame_skip(frame_skip)
+        p = self.parameters
         super().__init__(
             frame_skip=frame_skip,
-            ctrl_cost_weight=CTRL_COST_WEIGHT,
-            contact_cost_weight=CONTACT_COST_WEIGHT,
-            healthy_reward=SURVIVE_REWARD,
+            ctrl_cost_weight=p.ctrl_cost_weight,
+            contact_cost_weight=p.contact_cost_weight,
+            healthy_reward=p.healthy_reward,
+            main_body=p.main_body,
+            terminate_when_unhealthy=True,
+            healthy_z_range=p.healthy_z_range,
+            contact_force_range=p.contact_force_range,
+            reset_noise_scale=p.reset_noise_scale,
             exclude_current_positions_from_observation=not self.observe_position,
+            include_cfrc_ext_in_observation=True,
             render_mode=render_mode,
             width=width,
             height=height,
@@ -108,14 +144,23 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
             self.model.geom_solimp[:, :3] = ORIGINAL_SOLIMP
             self.init_qpos = np.array(ORIGINAL_INIT_QPOS, dtype=np.float64)
 
+    @property
+    def is_healthy(self) -> np.bool_:
+        """Whether the state is finite and the torso's z in the healthy range (Gymnasium's termination)."""
+        return is_healthy(self.data.qpos, self.data.qvel, self.parameters.healthy_z_range)
+
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
         # Gymnasium v5's reward hook, called by its step() after the simulation.
-        terms = {
-            **self.task_reward(x_velocity),
-            "reward_survive": self.healthy_reward,
-            "reward_ctrl": -self.control_cost(action),
-            "reward_contact": -self.contact_cost,
-        }
+        p = self.parameters
+        terms = ant_reward_terms(
+            self.task_terms(x_velocity, self.data.qpos, *task_fields(self.task)),
+            self.is_healthy,
+            action,
+            self.contact_forces,
+            healthy_reward=p.healthy_reward,
+            ctrl_cost_weight=p.ctrl_cost_weight,
+            contact_cost_weight=p.contact_cost_weight,
+        )
         return sum(terms.values()), terms
 
 
@@ -137,15 +182,12 @@ class AntVelEnv(AntTaskEnv):
     task_type = VelocityTask
     default_task = VelocityTask(1.0)
     task_ranges = {"velocity": (0.0, 3.0)}
+    task_terms = staticmethod(offset_velocity_terms)
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
         """Draw ``n`` target velocities uniformly from ``[0, 3]`` with ``rng`` alone."""
         check_num_tasks(n)
         return [VelocityTask(float(v)) for v in rng.uniform(0.0, 3.0, size=n)]
-
-    def task_reward(self, x_velocity: float) -> dict[str, float]:
-        """Minus the distance to the target velocity, plus 1."""
-        return {"reward_forward": -abs(x_velocity - self.task.velocity) + 1.0}
 
 
 class AntDirEnv(AntTaskEnv):
@@ -166,15 +208,12 @@ class AntDirEnv(AntTaskEnv):
     task_type = DirectionTask
     default_task = DirectionTask(1.0)
     task_ranges = {"direction": (-1.0, 1.0)}
+    task_terms = staticmethod(direction_terms)
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
         """Draw ``n`` directions, -1 or +1 with equal probability, with ``rng`` alone."""
         check_num_tasks(n)
         return [DirectionTask(float(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
-
-    def task_reward(self, x_velocity: float) -> dict[str, float]:
-        """The velocity along the task's direction."""
-        return {"reward_forward": self.task.direction * x_velocity}
 
 
 class AntGoalEnv(AntTaskEnv):
@@ -198,14 +237,10 @@ class AntGoalEnv(AntTaskEnv):
     task_type = GoalTask
     default_task = GoalTask(0.0, 0.0)
     task_ranges = {"x": (-3.0, 3.0), "y": (-3.0, 3.0)}
+    task_terms = staticmethod(goal_terms)
     observe_position = True
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[GoalTask]:
         """Draw ``n`` goals uniformly from ``[-3, 3]^2`` with ``rng`` alone."""
         check_num_tasks(n)
         return [GoalTask(float(x), float(y)) for x, y in rng.uniform(-3.0, 3.0, size=(n, 2))]
-
-    def task_reward(self, x_velocity: float) -> dict[str, float]:
-        """Minus the L1 distance from the torso to the goal, plus 4."""
-        x, y = self.data.qpos[:2]
-        return {"reward_goal": -(abs(x - self.task.x) + abs(y - self.task.y)) + 4.0}

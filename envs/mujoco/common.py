@@ -6,10 +6,13 @@ import dataclasses
 import math
 import numbers
 import warnings
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import mujoco
 import numpy as np
+from numpy.typing import NDArray
+
+from .rewards import TaskTerms
 
 TaskT = TypeVar("TaskT")
 
@@ -32,15 +35,20 @@ def check_task(task: object, task_type: type[TaskT]) -> TaskT:
         TypeError: ``task`` is not a ``task_type`` or a field is not a real number.
         ValueError: A field is not finite.
     """
-    if not isinstance(task, task_type):
+    if not isinstance(task, task_type) or not dataclasses.is_dataclass(type(task)):
         raise TypeError(f"task must be a {task_type.__name__}, got {task!r}")
-    for field in dataclasses.fields(task):
+    for field in dataclasses.fields(cast(Any, task)):  # a dataclass instance, checked above
         value = getattr(task, field.name)
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"task field {field.name!r} must be a real number, got {value!r}")
         if not math.isfinite(value):
             raise ValueError(f"task field {field.name!r} must be finite, got {value!r}")
     return task
+
+
+def task_fields(task: Any) -> tuple[Any, ...]:
+    """A task dataclass's field values in declaration order: ``GoalTask(1.0, 2.0) -> (1.0, 2.0)``."""
+    return tuple(getattr(task, field.name) for field in dataclasses.fields(task))
 
 
 def check_num_tasks(n: int) -> None:
@@ -86,15 +94,19 @@ def install_warning_handler() -> None:
 class TaskEnvMixin:
     """The task plumbing of the MuJoCo task envs, mixed in before Gymnasium's env class.
 
-    Subclasses set ``task_type``, ``default_task`` and ``task_ranges``, define ``sample_tasks(n, rng)``, and
-    assign ``self.task`` in ``__init__`` (before Gymnasium's constructor, whose reset already reads it).
-    ``VectorEnv.set_attr("task", ...)`` assigns the attribute, so assignment validates like :meth:`set_task`.
+    Subclasses set ``task_type``, ``default_task``, ``task_ranges`` and ``task_terms``, define
+    ``sample_tasks(n, rng)``, and assign ``self.task`` in ``__init__`` (before Gymnasium's constructor, whose
+    reset already reads it). ``VectorEnv.set_attr("task", ...)`` assigns the attribute, so assignment
+    validates like :meth:`set_task`.
     """
 
     task_type: ClassVar[type]
     default_task: ClassVar[Any]
     #: The training distribution's closed range of every task field (tasks outside it are accepted).
     task_ranges: ClassVar[dict[str, tuple[float, float]]]
+    #: The task's reward term (a function of :mod:`.rewards`), which the fast vector env calls too.
+    task_terms: ClassVar[TaskTerms]
+    _task: Any
 
     @property
     def task(self) -> Any:
@@ -114,7 +126,7 @@ class TaskEnvMixin:
         """
         self.task = task
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[NDArray[np.float64], np.float64, bool, bool, dict[str, Any]]:
         """Step the Gymnasium env and add the task to ``info``.
 
         A simulation that became unstable during the step (MuJoCo reset it, which shows as a clock that did
@@ -128,7 +140,7 @@ class TaskEnvMixin:
         clock_ok = abs(data.time - (time_before + self.dt)) <= self.dt * 1e-3  # type: ignore[attr-defined]
         finite = all(np.isfinite(x).all() for x in (data.qpos, data.qvel, observation, reward))
         if not (clock_ok and finite):
-            terminated, reward, info["unstable"] = True, 0.0, True
+            terminated, reward, info["unstable"] = True, np.float64(0.0), True
         return observation, reward, terminated, truncated, info
 
     def _get_reset_info(self) -> dict[str, Any]:

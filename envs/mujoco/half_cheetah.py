@@ -7,21 +7,36 @@ and how they differ from Gymnasium and from cbfinn/maml_rl.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
 
 from ..tasks import DirectionTask, VelocityTask
-from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart
+from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart, task_fields
+from .rewards import direction_terms, half_cheetah_reward, velocity_terms
 
 #: 0.1 * 0.5 in the original code: weight of ``|a|^2`` in the control cost.
 CTRL_COST_WEIGHT = 0.05
 
 
+@dataclasses.dataclass(frozen=True)
+class HalfCheetahParameters:
+    """The arguments these envs give Gymnasium's ``HalfCheetahEnv``; the fast vector env reads them here.
+
+    Args:
+        ctrl_cost_weight: The weight of ``|a|^2`` in the control cost.
+        reset_noise_scale: The scale of the initial state's noise (Gymnasium's default).
+    """
+
+    ctrl_cost_weight: float = CTRL_COST_WEIGHT
+    reset_noise_scale: float = 0.1
+
+
 class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
-    """Gymnasium's HalfCheetah-v5 with a settable task; subclasses define the forward reward and the tasks.
+    """Gymnasium's HalfCheetah-v5 with a settable task; subclasses set the tasks and ``task_terms``.
 
     - Reward: ``reward_forward - 0.05 * |a|^2``; ``reward_forward`` depends on the task (see the subclass).
       ``info`` holds ``reward_forward``, ``reward_ctrl`` (``-0.05 * |a|^2``; the reward is their sum),
@@ -55,6 +70,8 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
         frame_skip: Physics steps per env step (registered ids set it: 5 in ``-v0``, 1 in ``-v1``).
     """
 
+    parameters: ClassVar[HalfCheetahParameters] = HalfCheetahParameters()
+
     def __init__(
         self,
         task: Any | None = None,
@@ -68,7 +85,9 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
         check_frame_skip(frame_skip)
         super().__init__(
             frame_skip=frame_skip,
-            ctrl_cost_weight=CTRL_COST_WEIGHT,
+            ctrl_cost_weight=self.parameters.ctrl_cost_weight,
+            reset_noise_scale=self.parameters.reset_noise_scale,
+            exclude_current_positions_from_observation=True,
             render_mode=render_mode,
             width=width,
             height=height,
@@ -78,9 +97,8 @@ class HalfCheetahTaskEnv(TaskEnvMixin, HalfCheetahEnv):
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
         # Gymnasium v5's reward hook, called by its step() after the simulation.
-        forward = self.forward_reward(x_velocity)
-        ctrl_cost = self.control_cost(action)
-        return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
+        terms = self.task_terms(x_velocity, self.data.qpos, *task_fields(self.task))
+        return half_cheetah_reward(terms, action, self.parameters.ctrl_cost_weight)
 
 
 class HalfCheetahVelEnv(HalfCheetahTaskEnv):
@@ -99,15 +117,12 @@ class HalfCheetahVelEnv(HalfCheetahTaskEnv):
     task_type = VelocityTask
     default_task = VelocityTask(1.0)
     task_ranges = {"velocity": (0.0, 2.0)}
+    task_terms = staticmethod(velocity_terms)
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
         """Draw ``n`` target velocities uniformly from ``[0, 2]`` with ``rng`` alone."""
         check_num_tasks(n)
         return [VelocityTask(float(v)) for v in rng.uniform(0.0, 2.0, size=n)]
-
-    def forward_reward(self, x_velocity: float) -> float:
-        """Minus the distance to the target velocity."""
-        return -abs(x_velocity - self.task.velocity)
 
 
 class HalfCheetahDirEnv(HalfCheetahTaskEnv):
@@ -127,12 +142,9 @@ class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     task_type = DirectionTask
     default_task = DirectionTask(1.0)
     task_ranges = {"direction": (-1.0, 1.0)}
+    task_terms = staticmethod(direction_terms)
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
         """Draw ``n`` directions, -1 or +1 with equal probability, with ``rng`` alone."""
         check_num_tasks(n)
         return [DirectionTask(float(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
-
-    def forward_reward(self, x_velocity: float) -> float:
-        """The velocity along the task's direction."""
-        return self.task.direction * x_velocity

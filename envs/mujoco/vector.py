@@ -1,16 +1,15 @@
 """Fast vector envs for the MuJoCo task distributions: physics in C (``mujoco.rollout``), the rest in numpy.
 
 Each MuJoCo id's ``vector_entry_point`` is one of the ``make_*`` factories at the end, which build a
-:class:`MuJoCoVectorEnv`. The reward terms and observations are small pure functions of batched arrays that
-compute what the single envs of ``half_cheetah.py`` and ``ant.py`` compute, in the same order.
+:class:`MuJoCoVectorEnv`. What differs between HalfCheetah and Ant (observation, ``info``, rewards) is in
+``robots.py``; the reward terms are the functions of ``rewards.py`` that the single envs call too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,148 +21,19 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .ant import AntDirEnv, AntGoalEnv, AntTaskEnv, AntVelEnv
-from .common import check_task
-from .half_cheetah import HalfCheetahDirEnv, HalfCheetahTaskEnv, HalfCheetahVelEnv
+from .ant import AntDirEnv, AntGoalEnv, AntVelEnv
+from .common import check_task, task_fields
+from .half_cheetah import HalfCheetahDirEnv, HalfCheetahVelEnv
+from .robots import Physics, batched_robot, check_env_class
 
 STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
-#: ``(x_velocity [N], qpos [N, nq], tasks [N, F]) -> {reward term name: [N]}``
-TaskTerm = Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 #: The ``info`` entries a reset sub-env's row keeps (Gymnasium v5's reset info, plus the task).
 RESET_INFO_KEYS = ("x_position", "y_position", "distance_from_origin", "task")
 
 
 def task_array(tasks: Sequence[Any]) -> np.ndarray:
     """The fields of task dataclasses in declaration order, ``[N, F]`` float64."""
-    return np.array([[getattr(t, f.name) for f in dataclasses.fields(t)] for t in tasks], dtype=float)
-
-
-def half_cheetah_velocity_term(x_velocity: np.ndarray, qpos: np.ndarray, tasks: np.ndarray) -> dict:
-    """HalfCheetahVel: ``reward_forward = -|v_x - velocity|``."""
-    return {"reward_forward": -np.abs(x_velocity - tasks[:, 0])}
-
-
-def direction_term(x_velocity: np.ndarray, qpos: np.ndarray, tasks: np.ndarray) -> dict:
-    """HalfCheetahDir and AntDir: ``reward_forward = direction * v_x``."""
-    return {"reward_forward": tasks[:, 0] * x_velocity}
-
-
-def ant_velocity_term(x_velocity: np.ndarray, qpos: np.ndarray, tasks: np.ndarray) -> dict:
-    """AntVel: ``reward_forward = -|v_x - velocity| + 1``."""
-    return {"reward_forward": -np.abs(x_velocity - tasks[:, 0]) + 1.0}
-
-
-def ant_goal_term(x_velocity: np.ndarray, qpos: np.ndarray, tasks: np.ndarray) -> dict:
-    """AntGoal: ``reward_goal = -(|x - goal_x| + |y - goal_y|) + 4``, torso position after the step."""
-    return {"reward_goal": -(np.abs(qpos[:, 0] - tasks[:, 0]) + np.abs(qpos[:, 1] - tasks[:, 1])) + 4.0}
-
-
-TASK_TERMS: dict[type, TaskTerm] = {
-    HalfCheetahVelEnv: half_cheetah_velocity_term,
-    HalfCheetahDirEnv: direction_term,
-    AntVelEnv: ant_velocity_term,
-    AntDirEnv: direction_term,
-    AntGoalEnv: ant_goal_term,
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Definition:
-    """What a vector env takes from one single env of its id, so that no constant is written twice."""
-
-    task_term: TaskTerm
-    is_ant: bool
-    frame_skip: int
-    dt: float
-    init_qpos: np.ndarray
-    init_qvel: np.ndarray
-    reset_noise_scale: float
-    qpos_skipped: int  # leading qpos entries left out of the observation
-    ctrl_cost_weight: float
-    contact_cost_weight: float
-    healthy_reward: float
-    healthy_z_range: tuple[float, float]
-    contact_force_range: tuple[float, float]
-    main_body: int | str
-
-
-def read_definition(env: HalfCheetahTaskEnv | AntTaskEnv) -> Definition:
-    """Read ``env``'s definitions (Gymnasium v5 keeps its constructor arguments in private attributes)."""
-    if type(env) not in TASK_TERMS:
-        names = sorted(cls.__name__ for cls in TASK_TERMS)
-        raise ValueError(f"env_class must be one of {names}, got {type(env).__name__}")
-    is_ant = isinstance(env, AntTaskEnv)
-    assert not is_ant or (env._terminate_when_unhealthy and env._include_cfrc_ext_in_observation)
-    return Definition(
-        task_term=TASK_TERMS[type(env)],
-        is_ant=is_ant,
-        frame_skip=env.frame_skip,
-        dt=env.dt,
-        init_qpos=env.init_qpos.copy(),
-        init_qvel=env.init_qvel.copy(),
-        reset_noise_scale=env._reset_noise_scale,
-        qpos_skipped=(2 if is_ant else 1) * int(env._exclude_current_positions_from_observation),
-        ctrl_cost_weight=env._ctrl_cost_weight,
-        contact_cost_weight=env._contact_cost_weight if is_ant else 0.0,
-        healthy_reward=env._healthy_reward if is_ant else 0.0,
-        healthy_z_range=env._healthy_z_range if is_ant else (-np.inf, np.inf),
-        contact_force_range=env._contact_force_range if is_ant else (-np.inf, np.inf),
-        main_body=env._main_body if is_ant else 0,
-    )
-
-
-def control_cost(actions: np.ndarray, weight: float) -> np.ndarray:
-    """``weight * |a|^2`` per sub-env, ``[N]``, in the actions' dtype (as the single env's)."""
-    return weight * np.sum(np.square(actions), axis=1)
-
-
-def position_info(d: Definition, qpos: np.ndarray) -> dict[str, np.ndarray]:
-    """The position entries of step and reset ``info`` (Gymnasium v5's), each ``[N]``."""
-    info = {"x_position": qpos[:, 0].copy()}
-    if d.is_ant:
-        info.update(y_position=qpos[:, 1].copy(), distance_from_origin=np.linalg.norm(qpos[:, :2], axis=1))
-    return info
-
-
-def observe(d: Definition, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray) -> np.ndarray:
-    """Observations ``[N, obs_dim]``: ``qpos`` less the skipped entries, ``qvel``, and for Ant more.
-
-    For Ant, the clipped external contact forces of all bodies but the world (``cfrc_ext: [N, nbody, 6]``).
-    """
-    parts = [qpos[:, d.qpos_skipped :], qvel]
-    if d.is_ant:
-        parts.append(np.clip(cfrc_ext[:, 1:], *d.contact_force_range).reshape(len(qpos), -1))
-    return np.concatenate(parts, axis=1)
-
-
-def half_cheetah_rewards(
-    d: Definition, x_before: np.ndarray, qpos: np.ndarray, actions: np.ndarray, tasks: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Rewards ``[N]``, terminations ``[N]`` (never) and step info of HalfCheetah (root x before: ``[N]``)."""
-    x_velocity = (qpos[:, 0] - x_before) / d.dt
-    forward = d.task_term(x_velocity, qpos, tasks)["reward_forward"]
-    ctrl_cost = control_cost(actions, d.ctrl_cost_weight)
-    info = {"x_velocity": x_velocity, "reward_forward": forward, "reward_ctrl": -ctrl_cost}
-    return forward - ctrl_cost, np.zeros(len(qpos), dtype=bool), info
-
-
-def ant_rewards(
-    d: Definition, xy_velocity: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray,
-    actions: np.ndarray, tasks: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
-    """Rewards ``[N]``, terminations ``[N]`` and step info of Ant (torso velocity ``xy_velocity: [N, 2]``)."""
-    low, high = d.healthy_z_range
-    finite = np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
-    healthy = finite & (low <= qpos[:, 2]) & (qpos[:, 2] <= high)
-    forces = np.clip(cfrc_ext, *d.contact_force_range)
-    terms = {
-        **d.task_term(xy_velocity[:, 0], qpos, tasks),
-        "reward_survive": healthy * d.healthy_reward,
-        "reward_ctrl": -control_cost(actions, d.ctrl_cost_weight),
-        "reward_contact": -(d.contact_cost_weight * np.sum(np.square(forces), axis=(1, 2))),
-    }
-    info = {"x_velocity": xy_velocity[:, 0].copy(), "y_velocity": xy_velocity[:, 1].copy(), **terms}
-    return sum(terms.values()), ~healthy, info
+    return np.array([task_fields(t) for t in tasks], dtype=float)
 
 
 def unstable_rows(
@@ -192,10 +62,12 @@ class MuJoCoVectorEnv(VectorEnv):
     How it works: the physics state of each sub-env (``mjSTATE_FULLPHYSICS``) is a row of ``[N, nstate]``.
     A step writes the actions as controls and advances all rows by one env step (``frame_skip`` physics
     steps) with a persistent ``mujoco.rollout.Rollout`` pool (``num_threads`` threads, chunks of ``N /
-    num_threads`` rows, ``skip_checks``: shapes are fixed at construction). This module's pure numpy
-    functions then compute observations, rewards, terminations and ``info`` for all rows at once. The model
-    and definitions (``frame_skip``, ``dt``, initial state, noise scale, reward weights, healthy range, task
-    type and ranges) are read from one single env of the id, built here.
+    num_threads`` rows, ``skip_checks``: shapes are fixed at construction). The robot's
+    :class:`~envs.mujoco.robots.BatchedRobot`, picked once, then computes observations, rewards,
+    terminations and ``info`` for all rows at once, with the single envs' reward functions. The model and
+    definitions are read from one single env of the id, built here, through public attributes only:
+    ``frame_skip``, ``dt``, the initial state, and the class's ``parameters`` (reward weights, noise scale,
+    healthy range), ``task_terms`` and ``task_type``.
 
     Ant needs quantities ``mujoco.rollout`` does not return: the contact forces ``cfrc_ext`` (observation,
     contact cost) and the torso's ``xpos`` (``v_x``). The single env reads both after ``mj_step`` and
@@ -209,8 +81,9 @@ class MuJoCoVectorEnv(VectorEnv):
     Solver warm-start: ``mujoco.rollout`` neither takes nor returns each row's warm-start, so with it on,
     trajectories drift from plain stepping. The task models disable it (``mjDSBL_WARMSTART``), the single
     envs and this one alike, so a step depends only on the state and action and the results are exact
-    (tested to 1e-9; observed equal to 2e-16). The alternative, a thread pool stepping a persistent ``MjData``
-    per sub-env, is exact with warm-start on but was slower (``../shared/REFERENCE.md``, section 5).
+    (tested equal bit for bit, but ``distance_from_origin``: 1 ulp, a norm numpy computes per row). The
+    alternative, a thread pool stepping a persistent ``MjData`` per sub-env, is exact with warm-start on but
+    was slower (``../shared/REFERENCE.md``, section 5).
 
     Unstable simulations: a sub-env whose simulation MuJoCo had to reset during a step (NaN, inf or huge
     state or acceleration) or whose state, observation or reward is not finite (:func:`unstable_rows`) ends
@@ -239,7 +112,15 @@ class MuJoCoVectorEnv(VectorEnv):
         max_episode_steps: The time limit.
         num_threads: Threads that step the physics (default: one per core available to this process).
         autoreset_mode: ``SAME_STEP`` or ``DISABLED`` (an :class:`AutoresetMode` or its value).
-        **env_kwargs: Passed to ``env_class`` (the registered ids pass ``frame_skip``).
+        **env_kwargs: Passed to ``env_class`` (the registered ids pass ``frame_skip``, and ``-v2`` ids
+            ``original_model``).
+
+    Attributes:
+        dt: Seconds per env step, the single env's ``dt``.
+
+    Raises:
+        ValueError: ``env_class`` is not a HalfCheetah or Ant task env, or a count or the autoreset mode is
+            not valid.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -253,8 +134,9 @@ class MuJoCoVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
         **env_kwargs: Any,
     ) -> None:
+        check_env_class(env_class)
         for name, value in (("num_envs", num_envs), ("max_episode_steps", max_episode_steps)):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         modes = (AutoresetMode.SAME_STEP, AutoresetMode.DISABLED)
         if autoreset_mode not in modes and autoreset_mode not in [m.value for m in modes]:
@@ -269,29 +151,32 @@ class MuJoCoVectorEnv(VectorEnv):
             "frozen_when_finished": True,
         }
         threads = len(os.sched_getaffinity(0)) if num_threads is None else num_threads
-        if not isinstance(threads, int) or threads < 1:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
         self._env = env = env_class(**env_kwargs)  # the model (warm-start disabled) and the definitions
-        self._def = d = read_definition(env)
+        self._robot = robot = batched_robot(env)
+        self.dt: float = env.dt
+        self._init_qpos, self._init_qvel = env.init_qpos.copy(), env.init_qvel.copy()
         self.num_envs, self.max_episode_steps, self.num_threads = num_envs, max_episode_steps, threads
         self.single_observation_space, self.single_action_space = env.observation_space, env.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._model = model = self._env.model
-        self._substeps = d.frame_skip - 1 if d.is_ant else d.frame_skip  # Ant takes its last one here
+        # a robot that needs_last_substep (Ant) has its last physics step taken here, not by the rollout
+        self._substeps = env.frame_skip - 1 if robot.needs_last_substep else env.frame_skip
         nstate = mujoco.mj_stateSize(model, STATE)
         self._qpos = slice(1, 1 + model.nq)  # a state row starts with the time
         self._qvel = slice(1 + model.nq, 1 + model.nq + model.nv)
         self._state = np.zeros((num_envs, nstate))
         self._substates = np.zeros((num_envs, self._substeps, nstate))
         self._controls = np.zeros((num_envs, self._substeps, model.nu))
-        self._xy = np.zeros((num_envs, 2))  # Ant: the torso's x, y as the single env's data holds them
+        self._xy = np.zeros((num_envs, 2))  # the main body's x, y as the single env's data holds them
         self._cfrc = np.zeros((num_envs, model.nbody, 6))
         self._scratch = [mujoco.MjData(model) for _ in range(threads)]
-        self._body = self._scratch[0].body(d.main_body).id
+        self._body = self._scratch[0].body(robot.main_body).id
         self._pool = mujoco.rollout.Rollout(nthread=threads if threads > 1 else 0)
         self._models = [model] * num_envs
-        self._executor = ThreadPoolExecutor(threads) if d.is_ant and threads > 1 else None
+        self._executor = ThreadPoolExecutor(threads) if robot.needs_last_substep and threads > 1 else None
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
         self._finished = np.zeros(num_envs, dtype=bool)  # DISABLED mode: ended, not stepped until a reset
@@ -333,7 +218,7 @@ class MuJoCoVectorEnv(VectorEnv):
         self._reset_rows(np.flatnonzero(reset))
         self._finished &= ~reset
         self._needs_reset = False
-        info = {**position_info(self._def, self._state[:, self._qpos]), "task": self._task_objects}
+        info = {**self._robot.position_info(self._physics().qpos), "task": self._task_objects}
         return self._observe(), masked_info(info, dict.fromkeys(info, reset))
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -353,23 +238,18 @@ class MuJoCoVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
-        d = self._def
+        robot = self._robot
         active = ~self._finished
         rows = np.flatnonzero(active)
         self._controls[:] = actions[:, None, :]
-        x_before, xy_before = self._state[:, 1].copy(), self._xy.copy()
-        x_before_time = self._state[:, 0].copy()
+        position_before = robot.position(self._physics()).copy()
+        time_before = self._state[:, 0].copy()
         self._simulate(rows)
-        qpos, qvel = self._state[:, self._qpos], self._state[:, self._qvel]
-        if d.is_ant:
-            xy_velocity = (self._xy - xy_before) / d.dt
-            outputs = ant_rewards(d, xy_velocity, qpos, qvel, self._cfrc, actions, self._tasks)
-        else:
-            outputs = half_cheetah_rewards(d, x_before, qpos, actions, self._tasks)
-        rewards, terminated, terms = outputs
-        step_info = {**position_info(d, qpos), **terms, "task": self._task_objects}
-        observations = self._observe()
-        unstable = unstable_rows(self._state, x_before_time, d.dt, observations, rewards) & active
+        after = self._physics()
+        rewards, terminated, terms = robot.outputs(position_before, after, actions, self._tasks)
+        step_info = {**robot.position_info(after.qpos), **terms, "task": self._task_objects}
+        observations = robot.observe(after)
+        unstable = unstable_rows(self._state, time_before, self.dt, observations, rewards) & active
         if unstable.any():  # see the class docstring: ended, reset, reported; never fed to the learner
             terminated = terminated | unstable
             rewards = np.where(unstable, 0.0, rewards)
@@ -391,7 +271,7 @@ class MuJoCoVectorEnv(VectorEnv):
                 extra.update(_final_obs=done, _final_info=done)
                 self._reset_rows(np.flatnonzero(done))
                 observations = self._observe()
-                step_info.update(position_info(d, self._state[:, self._qpos]))  # unchanged where not done
+                step_info.update(robot.position_info(after.qpos))  # unchanged where not done
         if unstable.any():
             extra.update(unstable=unstable, _unstable=np.ones_like(unstable))
         return observations, rewards, terminated, truncated, {**masked_info(step_info, masks), **extra}
@@ -410,7 +290,7 @@ class MuJoCoVectorEnv(VectorEnv):
             self._models[:k], self._scratch, state, controls, nstep=self._substeps,
             state=substates, skip_checks=True, chunk_size=chunk,
         )  # fmt: skip
-        if self._def.is_ant:
+        if self._robot.needs_last_substep:
             self._take_last_substep(rows, chunk)
         else:
             self._state[rows] = substates[:, -1]
@@ -446,8 +326,12 @@ class MuJoCoVectorEnv(VectorEnv):
             self._executor.shutdown()
         self._env.close()
 
+    def _physics(self) -> Physics:
+        # Views into the state rows and the arrays the last substep and resets fill in.
+        return Physics(self._state[:, self._qpos], self._state[:, self._qvel], self._xy, self._cfrc)
+
     def _observe(self) -> np.ndarray:
-        return observe(self._def, self._state[:, self._qpos], self._state[:, self._qvel], self._cfrc)
+        return self._robot.observe(self._physics())
 
     def _take_last_substep(self, rows: np.ndarray, chunk: int) -> None:
         # The single env's last physics step and mj_rnePostConstraint, per sub-env (see the class docstring);
@@ -474,10 +358,12 @@ class MuJoCoVectorEnv(VectorEnv):
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         # As MujocoEnv.reset: mj_resetData, reset_model's draws in its order, set_state's mj_forward.
-        d, data, scale = self._def, self._scratch[0], self._def.reset_noise_scale
+        data, scale = self._scratch[0], self._robot.reset_noise_scale
         for i in rows:
-            qpos = d.init_qpos + self._rngs[i].uniform(low=-scale, high=scale, size=len(d.init_qpos))
-            qvel = d.init_qvel + scale * self._rngs[i].standard_normal(len(d.init_qvel))
+            rng = self._rngs[i]
+            assert rng is not None  # reset() gives every sub-env it resets a generator first
+            qpos = self._init_qpos + rng.uniform(low=-scale, high=scale, size=len(self._init_qpos))
+            qvel = self._init_qvel + scale * rng.standard_normal(len(self._init_qvel))
             mujoco.mj_resetData(self._model, data)
             data.qpos[:], data.qvel[:] = qpos, qvel
             mujoco.mj_forward(self._model, data)

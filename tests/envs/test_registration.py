@@ -38,7 +38,7 @@ def test_import_registers_every_id() -> None:
 def test_v1_ids_step_at_the_original_control_rate(env_id: str, dt: float) -> None:
     single = gym.make(env_id).unwrapped
     vector = gym.make_vec(env_id, 2, vectorization_mode="vector_entry_point")
-    assert single.dt == pytest.approx(dt) and vector._def.dt == pytest.approx(dt)
+    assert single.dt == pytest.approx(dt) and vector.dt == pytest.approx(dt)
     single.close()
     vector.close()
 

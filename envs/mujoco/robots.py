@@ -1,0 +1,207 @@
+"""What the fast vector env does differently for HalfCheetah and Ant, as one small object per robot.
+
+:func:`batched_robot` picks the object once, from the single env the vector env builds. Each computes, for
+``N`` sub-envs at once, what the robot's single env computes after a step: Gymnasium v5's observation and
+position ``info``, and the reward terms, with the functions of :mod:`.rewards` the single envs call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from .ant import AntTaskEnv
+from .half_cheetah import HalfCheetahTaskEnv
+from .rewards import TaskTerms, ant_reward_terms, half_cheetah_reward, is_healthy
+
+#: The robots' single env classes; the vector env takes these and their subclasses.
+ROBOT_ENVS: tuple[type, ...] = (AntTaskEnv, HalfCheetahTaskEnv)
+
+
+class Physics(NamedTuple):
+    """The sub-envs' physics after a step (or a reset), as the single env's ``MjData`` holds it."""
+
+    qpos: np.ndarray  # [N, nq]
+    qvel: np.ndarray  # [N, nv]
+    body_xy: np.ndarray  # [N, 2]: the main body's x, y (Ant's torso; unused for HalfCheetah)
+    cfrc_ext: np.ndarray  # [N, nbody, 6]: external contact forces after mj_rnePostConstraint (Ant)
+
+
+#: A step's rewards ``[N]``, terminations ``[N]`` and ``info`` entries (each ``[N]``).
+StepOutputs = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
+
+
+class BatchedRobot(Protocol):
+    """A robot's observation, ``info`` and rewards for ``N`` sub-envs at once."""
+
+    @property
+    def needs_last_substep(self) -> bool:
+        """Whether the vector env takes each env step's last physics step itself.
+
+        It does so with ``mj_step`` and ``mj_rnePostConstraint`` where the outputs read ``cfrc_ext`` and
+        ``body_xy`` (see :class:`~envs.mujoco.vector.MuJoCoVectorEnv`).
+        """
+        ...
+
+    @property
+    def main_body(self) -> int:
+        """The body whose x, y the vector env keeps in :attr:`Physics.body_xy`."""
+        ...
+
+    @property
+    def reset_noise_scale(self) -> float:
+        """The scale of the initial state's noise."""
+        ...
+
+    def position(self, physics: Physics) -> np.ndarray:
+        """What ``v_x`` is measured on (a view into ``physics``; copy it to keep it over a step)."""
+        ...
+
+    def observe(self, physics: Physics) -> np.ndarray:
+        """Observations ``[N, obs_dim]``, as Gymnasium v5's ``_get_obs``."""
+        ...
+
+    def position_info(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
+        """The position entries of step and reset ``info``, each ``[N]``, as Gymnasium v5's."""
+        ...
+
+    def outputs(
+        self, position_before: np.ndarray, after: Physics, actions: np.ndarray, tasks: np.ndarray
+    ) -> StepOutputs:
+        """Rewards, terminations and step ``info`` (velocities, reward terms) of a step.
+
+        Args:
+            position_before: :meth:`position` before the step.
+            after: The physics after the step.
+            actions: ``[N, act_dim]``, as given to the step.
+            tasks: ``[N, F]``, the task fields of each sub-env.
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedHalfCheetah:
+    """HalfCheetah: ``v_x`` of the root's x (``qpos[0]``); never terminates; sees ``qpos[1:]``, ``qvel``."""
+
+    task_terms: TaskTerms
+    dt: float
+    ctrl_cost_weight: float
+    reset_noise_scale: float
+    needs_last_substep: bool = False
+    main_body: int = 0
+
+    def position(self, physics: Physics) -> np.ndarray:
+        """The root's x, ``[N]``."""
+        return physics.qpos[:, 0]
+
+    def observe(self, physics: Physics) -> np.ndarray:
+        """``qpos[1:]`` and ``qvel``, ``[N, 17]``."""
+        return np.concatenate([physics.qpos[:, 1:], physics.qvel], axis=1)
+
+    def position_info(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
+        """``x_position``."""
+        return {"x_position": qpos[:, 0].copy()}
+
+    def outputs(
+        self, position_before: np.ndarray, after: Physics, actions: np.ndarray, tasks: np.ndarray
+    ) -> StepOutputs:
+        """See :meth:`BatchedRobot.outputs`; terminations are all false."""
+        x_velocity = (after.qpos[:, 0] - position_before) / self.dt
+        task_terms = self.task_terms(x_velocity, after.qpos, *tasks.T)
+        rewards, terms = half_cheetah_reward(task_terms, actions, self.ctrl_cost_weight)
+        return rewards, np.zeros(len(rewards), dtype=bool), {"x_velocity": x_velocity, **terms}
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedAnt:
+    """Ant: ``v_x`` of the torso's position, terminates when unhealthy, observes the contact forces too."""
+
+    task_terms: TaskTerms
+    dt: float
+    qpos_skipped: int  # leading qpos entries left out of the observation: 2, or 0 for AntGoal
+    healthy_reward: float
+    ctrl_cost_weight: float
+    contact_cost_weight: float
+    healthy_z_range: tuple[float, float]
+    contact_force_range: tuple[float, float]
+    reset_noise_scale: float
+    main_body: int
+    needs_last_substep: bool = True
+
+    def position(self, physics: Physics) -> np.ndarray:
+        """The torso's x, y, ``[N, 2]``."""
+        return physics.body_xy
+
+    def observe(self, physics: Physics) -> np.ndarray:
+        """``qpos`` but the skipped entries, ``qvel``, clipped contact forces of all bodies but the world."""
+        forces = np.clip(physics.cfrc_ext[:, 1:], *self.contact_force_range).reshape(len(physics.qpos), -1)
+        return np.concatenate([physics.qpos[:, self.qpos_skipped :], physics.qvel, forces], axis=1)
+
+    def position_info(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
+        """``x_position``, ``y_position`` and ``distance_from_origin``."""
+        return {
+            "x_position": qpos[:, 0].copy(),
+            "y_position": qpos[:, 1].copy(),
+            "distance_from_origin": np.linalg.norm(qpos[:, :2], axis=1),
+        }
+
+    def outputs(
+        self, position_before: np.ndarray, after: Physics, actions: np.ndarray, tasks: np.ndarray
+    ) -> StepOutputs:
+        """See :meth:`BatchedRobot.outputs`; a sub-env terminates when it is not healthy."""
+        xy_velocity = (after.body_xy - position_before) / self.dt
+        healthy = is_healthy(after.qpos, after.qvel, self.healthy_z_range)
+        terms = ant_reward_terms(
+            self.task_terms(xy_velocity[:, 0], after.qpos, *tasks.T),
+            healthy,
+            actions,
+            np.clip(after.cfrc_ext, *self.contact_force_range),
+            healthy_reward=self.healthy_reward,
+            ctrl_cost_weight=self.ctrl_cost_weight,
+            contact_cost_weight=self.contact_cost_weight,
+        )
+        info = {"x_velocity": xy_velocity[:, 0].copy(), "y_velocity": xy_velocity[:, 1].copy(), **terms}
+        rewards: np.ndarray = sum(terms.values())  # type: ignore[assignment]  # sum of [N] arrays is [N]
+        return rewards, ~healthy, info
+
+
+def check_env_class(env_class: Any) -> None:
+    """Raise ``ValueError`` unless ``env_class`` is one of :data:`ROBOT_ENVS` or a subclass."""
+    if not (isinstance(env_class, type) and issubclass(env_class, ROBOT_ENVS)):
+        names = sorted(cls.__name__ for cls in ROBOT_ENVS)
+        got = env_class.__name__ if isinstance(env_class, type) else repr(env_class)
+        raise ValueError(f"env_class must be one of {names} or a subclass, got {got}")
+
+
+def batched_robot(env: Any) -> BatchedRobot:
+    """The :class:`BatchedRobot` of ``env``, a single env of one of :data:`ROBOT_ENVS` (or a subclass).
+
+    It reads only public attributes: the class's ``parameters``, ``task_terms`` and ``observe_position``,
+    and ``dt``.
+
+    Raises:
+        ValueError: ``env`` is of another class.
+    """
+    check_env_class(type(env))
+    if isinstance(env, AntTaskEnv):
+        p = env.parameters
+        return BatchedAnt(
+            task_terms=env.task_terms,
+            dt=env.dt,
+            qpos_skipped=0 if env.observe_position else 2,
+            healthy_reward=p.healthy_reward,
+            ctrl_cost_weight=p.ctrl_cost_weight,
+            contact_cost_weight=p.contact_cost_weight,
+            healthy_z_range=p.healthy_z_range,
+            contact_force_range=p.contact_force_range,
+            reset_noise_scale=p.reset_noise_scale,
+            main_body=p.main_body,
+        )
+    return BatchedHalfCheetah(
+        task_terms=env.task_terms,
+        dt=env.dt,
+        ctrl_cost_weight=env.parameters.ctrl_cost_weight,
+        reset_noise_scale=env.parameters.reset_noise_scale,
+    )
