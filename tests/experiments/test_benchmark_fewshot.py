@@ -1,4 +1,4 @@
-"""experiments/benchmark_fewshot.py --quick runs and writes every ratio it reports."""
+"""experiments/diagnostics/benchmark_fewshot.py --quick runs and writes every ratio it reports."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_quick_benchmark_writes_the_summary(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    script = str(REPO / "experiments" / "benchmark_fewshot.py")
+    script = str(REPO / "experiments" / "diagnostics" / "benchmark_fewshot.py")
     result = subprocess.run(
         [sys.executable, script, "--quick", "--out", str(out)],
         env=env,

@@ -1,4 +1,5 @@
-"""experiments/estimator_check.py: task slices recompose the meta-gradient; both estimators reported."""
+"""experiments/diagnostics/estimator_check.py: task slices recompose the meta-gradient;
+both estimators reported."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from metarl.config import InnerConfig, MetaConfig, TRPOConfig
 from metarl.core.types import EpisodeBatch, MetaBatch
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "experiments" / "estimator_check.py"
+DIAGNOSTICS = REPO / "experiments" / "diagnostics"
+SCRIPT = DIAGNOSTICS / "estimator_check.py"
 
 
 def load_script():
+    if str(DIAGNOSTICS) not in sys.path:  # where the script finds _loader when run as a file
+        sys.path.insert(0, str(DIAGNOSTICS))
     spec = importlib.util.spec_from_file_location("estimator_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

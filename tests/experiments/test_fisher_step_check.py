@@ -1,4 +1,4 @@
-"""experiments/fisher_step_check.py: every variant builds a step; each exact one (fraction 1, the
+"""experiments/diagnostics/fisher_step_check.py: every variant builds a step; each exact one (fraction 1, the
 config's CG iterations) is the exact step."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_every_product_at_fraction_one_gives_the_exact_step(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    script = str(REPO / "experiments" / "fisher_step_check.py")
+    script = str(REPO / "experiments" / "diagnostics" / "fisher_step_check.py")
     config = str(REPO / "experiments" / "navigation2d-quick.yaml")
     result = subprocess.run(
         [

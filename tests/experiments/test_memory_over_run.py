@@ -1,7 +1,9 @@
-"""experiments/memory_over_run.py: the slope it fits, the processes it counts, and one short real run."""
+"""experiments/diagnostics/memory_over_run.py: the slope it fits, the processes it counts,
+and one short real run."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,14 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import load_experiment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "experiments" / "memory_over_run.py"
+SCRIPT = REPO / "experiments" / "diagnostics" / "memory_over_run.py"
 
 
 def load_script():
-    return load_experiment("memory_over_run")
+    spec = importlib.util.spec_from_file_location("memory_over_run", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_slope_after_warm_up_is_the_growth_per_100_iterations() -> None:

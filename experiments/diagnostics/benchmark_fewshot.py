@@ -3,7 +3,7 @@
 Measured in one run, with repeats interleaved (loop, batched, loop, ...) so that load from other processes
 hits both alike; medians are reported, and ratios come from the same run.
 
-    python experiments/benchmark_fewshot.py [--quick] [--threads 1] [--out PATH.json]
+    python experiments/diagnostics/benchmark_fewshot.py [--quick] [--threads 1] [--out PATH.json]
 
 Cases (second-order MAML unless stated; one meta-update = ``learner.step`` on a fixed meta-batch, so task
 sampling is not timed):
@@ -93,7 +93,7 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     result: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": "python experiments/benchmark_fewshot.py"
+        "command": "python experiments/diagnostics/benchmark_fewshot.py"
         + (" --quick" if args.quick else "")
         + f" --threads {args.threads} --repeats {repeats}",
         "torch": torch.__version__,

@@ -11,7 +11,7 @@ paper's estimator (``reinforce``) and ``lvc``, prints:
 Then the cosine between the two estimators' gradients and steps, and the split-half cosine of their
 difference, the score-function term ``alpha * mean_t A_t grad log pi grad log pi^T v`` that ``lvc`` adds.
 
-    python experiments/estimator_check.py experiments/half_cheetah_vel.yaml \
+    python experiments/diagnostics/estimator_check.py experiments/half_cheetah_vel.yaml \
         --checkpoint experiments/pretrained/half_cheetah_vel/policy.pt
 """
 
@@ -21,15 +21,12 @@ import argparse
 import dataclasses
 
 import torch
+from _loader import add_run_arguments, load_probe, returns_line, sample_meta_batch
 from torch import Tensor
 
 from metarl.agents.maml_trpo import MAMLTRPO
-from metarl.cli import build, build_collector
-from metarl.config import load_config
-from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step
 from metarl.core.types import EpisodeBatch, MetaBatch
-from metarl.training.checkpoints import load_checkpoint
 
 
 def task_slice(meta_batch: MetaBatch, tasks: slice) -> MetaBatch:
@@ -61,24 +58,13 @@ def trpo_step(learner: MAMLTRPO, meta_batch: MetaBatch) -> tuple[Tensor, Tensor,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config")
-    parser.add_argument("--checkpoint", help="a checkpoint whose policy to start from (default: a fresh one)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_config(args.config)
-    built = build(config)
-    distribution, learner, collector = built.distribution, built.learner, build_collector(config)
-    if args.checkpoint:
-        learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
-    rng, gen = training_generators(args.seed)
-    meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)
-    collector.close()
-    print(
-        f"{config.env.id}: return before {meta_batch.support[0].episode_returns().mean():.2f}, "
-        f"after one step {meta_batch.query.episode_returns().mean():.2f}"
-    )
+    probe = load_probe(args.config, args.checkpoint)
+    learner = probe.learner
+    meta_batch = sample_meta_batch(probe, args.seed)
+    print(returns_line(probe.config, meta_batch))
     learner.trpo = dataclasses.replace(learner.trpo, fisher_subsample=1.0, fisher_subsample_grow_at=0.0)
     half = len(meta_batch.tasks) // 2
     halves = task_slice(meta_batch, slice(0, half)), task_slice(meta_batch, slice(half, 2 * half))

@@ -6,7 +6,7 @@ iterations in ``metrics.csv`` so far. Writes a JSON file (every reading, and per
 warm-up, at the end and the least-squares slope in MiB per 100 iterations) and a PNG of memory against
 iteration. A leak shows as a slope; the verdict compares it with ``--bound``.
 
-    python experiments/memory_over_run.py experiments/navigation2d-quick.yaml --iterations 300 \\
+    python experiments/diagnostics/memory_over_run.py experiments/navigation2d-quick.yaml --iterations 300 \\
         --backends local subprocess --out docs/results/memory-navigation2d.json
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "bound_mib_per_100_iterations": args.bound,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": " ".join(["python experiments/memory_over_run.py", *sys.argv[1:]]) if argv is None else "",
+        "command": " ".join(["python experiments/diagnostics/memory_over_run.py", *sys.argv[1:]])
+        if argv is None
+        else "",
         "backends": {},
     }
     for backend in args.backends:

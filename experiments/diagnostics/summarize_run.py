@@ -1,16 +1,15 @@
 """Print the figures docs/RESULTS.md quotes for one run directory.
 
-Usage: python experiments/summarize_run.py runs/<run> [--last 10]
+python experiments/diagnostics/summarize_run.py runs/<run> [--last 10]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-import yaml
+from _loader import read_metrics, read_run_config
 
 
 def main() -> None:
@@ -18,9 +17,8 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--last", type=int, default=10, help="iterations averaged at the end")
     args = parser.parse_args()
-    config = yaml.safe_load((args.run / "config.yaml").read_text())
-    with (args.run / "metrics.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    config = read_run_config(args.run)
+    rows = read_metrics(args.run)
     tail = rows[-args.last :]
 
     def mean(column: str, part: list[dict[str, str]]) -> float:

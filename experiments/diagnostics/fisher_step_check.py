@@ -18,8 +18,8 @@ its cosine with the exact step, and the surrogate gain and KL of the full step:
   Jacobian ``J = I - alpha H`` were the identity (one Fisher product instead of two Hessian-vector products
   and one), with the exact gradient.
 
-    python experiments/fisher_step_check.py experiments/half_cheetah_dir.yaml --fractions 0.25 0.5
-    python experiments/fisher_step_check.py experiments/half_cheetah_vel.yaml --fractions 0.5 \
+    python experiments/diagnostics/fisher_step_check.py experiments/half_cheetah_dir.yaml --fractions 0.25 0.5
+    python experiments/diagnostics/fisher_step_check.py experiments/half_cheetah_vel.yaml --fractions 0.5 \
         --closed-form-fractions 1.0 0.5 0.4 --cg-iterations 6 8 --no-jacobian --no-episode-variants
 """
 
@@ -33,16 +33,13 @@ import time
 from collections.abc import Callable
 
 import torch
+from _loader import add_run_arguments, load_probe, returns_line, sample_meta_batch
 from torch import Tensor
 
 import metarl.agents.maml_trpo as maml
 from metarl.agents.mlp_curvature import ClosedFormMetaUpdate
 from metarl.agents.mlp_derivatives import mlp_layout
-from metarl.cli import build, build_collector
-from metarl.config import load_config
-from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step
-from metarl.training.checkpoints import load_checkpoint
 
 
 def episode_subsampled_product(self, supports, query, theta, like, full, old, jacobian_too=True):
@@ -73,8 +70,7 @@ def fisher_without_jacobian(learner: maml.MAMLTRPO, meta_batch) -> Callable[[Ten
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config")
-    parser.add_argument("--checkpoint", help="a checkpoint whose policy to start from (default: a fresh one)")
+    add_run_arguments(parser)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25])
     parser.add_argument(
         "--closed-form-fractions",
@@ -92,22 +88,12 @@ def main() -> None:
     parser.add_argument(
         "--no-episode-variants", action="store_true", help="only the library's task subsample per --fractions"
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_config(args.config)
-    built = build(config)
-    distribution, learner, collector = built.distribution, built.learner, build_collector(config)
-    if args.checkpoint:
-        learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
-    rng, gen = training_generators(args.seed)
-    meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)
-    collector.close()
-    print(
-        f"{config.env.id}: return before {meta_batch.support[0].episode_returns().mean():.2f}, "
-        f"after one step {meta_batch.query.episode_returns().mean():.2f}"
-    )
+    probe = load_probe(args.config, args.checkpoint)
+    learner = probe.learner
+    meta_batch = sample_meta_batch(probe, args.seed)
+    print(returns_line(probe.config, meta_batch))
     library_product = maml.MAMLTRPO._jfj_product
     # (name, fisher_product, fraction, jfj product, CG iterations, J = I in the products)
     iterations = learner.trpo.cg_iterations

@@ -7,8 +7,11 @@ full step (conjugate gradient, scaled to ``max_kl``) for several numbers of conj
 its length in each block, the largest change of any rate, the solve's relative residual and the linear
 surrogate gain ``g^T step``; and the first of them again without damping.
 
-    python experiments/rate_block_check.py runs/hcvel-metasgd/checkpoints/latest.pt \\
+    python experiments/diagnostics/rate_block_check.py runs/hcvel-metasgd/checkpoints/latest.pt \\
         runs/hcvel-metasgd/config.yaml
+
+The checkpoint may also be a run directory (its ``checkpoints/latest.pt``); without a config file the
+checkpoint's own config is used.
 """
 
 from __future__ import annotations
@@ -18,13 +21,10 @@ import statistics
 from collections.abc import Callable
 
 import torch
+from _loader import build_probe, probe_config, read_state, sample_meta_batch
 from torch import Tensor
 
-from metarl.cli import build, build_collector
-from metarl.config import load_config
-from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step
-from metarl.training.checkpoints import load_checkpoint
 
 
 def block_curvature(fvp: Callable[[Tensor], Tensor], size: int, block: slice, probes: int) -> list[float]:
@@ -40,22 +40,25 @@ def block_curvature(fvp: Callable[[Tensor], Tensor], size: int, block: slice, pr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint", help="a checkpoint trained with inner.learn_step_size: true")
-    parser.add_argument("config", help="its run's config.yaml")
+    parser.add_argument(
+        "checkpoint", help="a checkpoint (or run directory) trained with inner.learn_step_size: true"
+    )
+    parser.add_argument(
+        "config", nargs="?", help="its run's config.yaml (default: the config the checkpoint stores)"
+    )
     parser.add_argument("--cg-iterations", type=int, nargs="+", default=[10, 30, 100])
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--seed", type=int, default=123, help="seed of the meta-batch's tasks and episodes")
     args = parser.parse_args()
     # the exact Fisher (every task), one thread: the numbers in docs/RESULTS.md
-    config = load_config(args.config, ["num_threads=1", "trpo.fisher_subsample=1.0"])
+    state = read_state(args.checkpoint)
+    config = probe_config(args.config, state, ["num_threads=1", "trpo.fisher_subsample=1.0"])
     if not config.inner.learn_step_size:
-        parser.exit(2, f"rate_block_check: {args.config}: inner.learn_step_size is false; expected true\n")
-    built = build(config)
-    distribution, learner, collector = built.distribution, built.learner, build_collector(config)
-    learner.load_state_dict(load_checkpoint(args.checkpoint)["policy"])
-    rng, gen = training_generators(args.seed)
-    meta_batch = learner.sample(collector, distribution.sample_tasks(config.meta.batch_size, rng), rng, gen)
-    collector.close()  # its workers are not needed for the rest
+        source = args.config or args.checkpoint
+        parser.exit(2, f"rate_block_check: {source}: inner.learn_step_size is false; expected true\n")
+    probe = build_probe(config, state)
+    learner = probe.learner
+    meta_batch = sample_meta_batch(probe, args.seed)
     _, grad, fvp, _ = learner.linearize(meta_batch)
     total = learner.meta_parameters().numel()
     half = total // 2  # the rates mirror the weights entry for entry, after them
