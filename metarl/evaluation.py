@@ -96,7 +96,9 @@ def paired_difference(a: Tensor, b: Tensor) -> dict[str, float]:
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
-    return dataclasses.asdict(task) if dataclasses.is_dataclass(task) else {"task": repr(task)}
+    if dataclasses.is_dataclass(task) and not isinstance(task, type):
+        return dataclasses.asdict(task)
+    return {"task": repr(task)}
 
 
 def write_adaptation_files(

@@ -15,6 +15,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Sequence
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
@@ -62,6 +63,7 @@ def worker_main(spec: CollectorSpec, num_tasks: int, shm_name: str, layout: Layo
             if not job:
                 break
             tasks, policy, seed = pickle.loads(job)
+            reply: tuple[str, dict[str, float] | str]
             try:
                 batch = collector.collect(tasks, policy, seed)
                 for name, view in views.items():
@@ -101,8 +103,14 @@ class SubprocessCollector(RemoteCollector):
         self, spec: CollectorSpec, num_tasks: int, *, start_method: str = "spawn", **limits: Any
     ) -> None:
         """See the class docstring."""
+        if start_method not in ("spawn", "forkserver"):
+            raise ValueError(f"start_method: expected 'spawn' or 'forkserver', got {start_method!r}")
         super().__init__(spec, num_tasks, **limits)
-        self._context = multiprocessing.get_context(start_method)
+        self._context: SpawnContext | ForkServerContext = (
+            multiprocessing.get_context("spawn")
+            if start_method == "spawn"
+            else multiprocessing.get_context("forkserver")
+        )
         self._shms: list[SharedMemory] = []
         self._processes: dict[int, Any] = {}
         self._conns: dict[int, Any] = {}

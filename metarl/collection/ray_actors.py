@@ -20,7 +20,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -124,7 +124,11 @@ class RayCollector(RemoteCollector):
 
         if ray.is_initialized():
             return
-        common = {"include_dashboard": False, "logging_level": logging.ERROR, "configure_logging": True}
+        common: dict[str, Any] = {
+            "include_dashboard": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
         try:
             if self.address:
                 ray.init(address=self.address, **common)
@@ -151,7 +155,7 @@ class RayCollector(RemoteCollector):
         # the first actors spread over the nodes, so that a lost node takes as few tasks with it as it can;
         # a replacement takes Ray's default placement, which prefers the driver's node to one that may be
         # dying but not yet declared dead
-        strategy = "DEFAULT" if self._started else "SPREAD"
+        strategy: Literal["DEFAULT", "SPREAD"] = "DEFAULT" if self._started else "SPREAD"
         remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0, scheduling_strategy=strategy)
         self._actors[k] = remote(RayWorker).remote(self.spec, hi - lo)
 

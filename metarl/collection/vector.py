@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -98,11 +98,33 @@ def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv
             raise ConfigError(f"collector.vectorization: {env_id!r} has no vector_entry_point; use 'sync'")
         creator = entry_point if callable(entry_point) else load_env_creator(entry_point)
         # a vector env that can leave finished sub-envs unsimulated (the fast MuJoCo one) is asked to do so
-        kwargs = {"autoreset_mode": AutoresetMode.DISABLED} if _takes_autoreset_mode(creator) else {}
+        kwargs: dict[str, Any] = (
+            {"autoreset_mode": AutoresetMode.DISABLED} if _takes_autoreset_mode(creator) else {}
+        )
         return gym.make_vec(env_id, num_envs, vectorization_mode=mode, **kwargs)
     return gym.make_vec(
         env_id, num_envs, vectorization_mode=mode, vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
     )
+
+
+def _flat_size(space: gym.Space) -> int:
+    """Entries of one element of ``space`` (the product of its shape).
+
+    Raises:
+        ConfigError: a space without a fixed shape (a ``Dict``, ``Graph`` or ``Sequence`` space).
+    """
+    if space.shape is None:
+        raise ConfigError(f"the collector needs fixed-shape spaces, got {space}")
+    return int(np.prod(space.shape))
+
+
+@runtime_checkable
+class _TaskSettable(Protocol):
+    """A vector env that sets an attribute per sub-env (Gymnasium's own and metarl's fast ones do)."""
+
+    def set_attr(self, name: str, values: list[Any]) -> None:
+        """Set ``name`` on sub-env ``i`` to ``values[i]``."""
+        ...
 
 
 def _takes_autoreset_mode(creator: Callable) -> bool:
@@ -149,11 +171,18 @@ class VectorCollector:
                 "the collector needs autoreset mode SAME_STEP or NEXT_STEP, got DISABLED (allowed only for a "
                 "vector env whose metadata says frozen_when_finished: stepping a finished sub-env is a no-op)"
             )
+        if not isinstance(env, _TaskSettable):
+            raise ConfigError(
+                f"the collector sets tasks with VectorEnv.set_attr; {type(env).__name__} has none"
+            )
         self.env = env
+        self._set_attr = env.set_attr
         self.num_tasks = num_tasks
         self.episodes_per_task = episodes_per_task
         self.horizon = horizon
         space = env.single_action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise ConfigError(f"the collector needs a Box action space, got {type(space).__name__}")
         self._low = np.asarray(space.low, dtype=np.float32)
         self._high = np.asarray(space.high, dtype=np.float32)
         if rescale_actions and not (np.isfinite(self._low).all() and np.isfinite(self._high).all()):
@@ -162,8 +191,8 @@ class VectorCollector:
             )
         self._scale = (self._high - self._low) / 2 if rescale_actions else np.ones_like(self._low)
         self._center = (self._high + self._low) / 2 if rescale_actions else np.zeros_like(self._low)
-        self.obs_dim = int(np.prod(env.single_observation_space.shape))
-        self.act_dim = int(np.prod(space.shape))
+        self.obs_dim = _flat_size(env.single_observation_space)
+        self.act_dim = _flat_size(space)
         self._unstable_resets = 0
 
     def pop_stats(self) -> dict[str, float]:
@@ -184,7 +213,7 @@ class VectorCollector:
         """Give each sub-env its task (one value per sub-env, so ``set_attr``, never ``call``)."""
         if len(tasks) != self.num_tasks:
             raise ValueError(f"expected {self.num_tasks} tasks, got {len(tasks)}")
-        self.env.set_attr("task", [task for task in tasks for _ in range(self.episodes_per_task)])
+        self._set_attr("task", [task for task in tasks for _ in range(self.episodes_per_task)])
 
     @torch.no_grad()
     def collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
@@ -285,7 +314,7 @@ class CollectorSpec:
         if horizon is None:
             raise ConfigError(f"env.id: {self.env_id!r} has no max_episode_steps; the collector needs one")
         env = gym.make(self.env_id)
-        dims = (int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape)))
+        dims = (_flat_size(env.observation_space), _flat_size(env.action_space))
         env.close()
         return (*dims, horizon)
 

@@ -39,6 +39,7 @@ def import_task_modules(imports: list[str]) -> None:
                         f"env.imports: file {item!r} does not exist (paths are relative to {Path.cwd()})"
                     )
                 spec = importlib.util.spec_from_file_location(f"metarl_user_{path.stem}", path)
+                assert spec is not None and spec.loader is not None  # a .py file always gets a source loader
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)

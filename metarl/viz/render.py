@@ -108,9 +108,9 @@ def parse_task(spec: Sequence[str], env: gym.Env, allow_out_of_range: bool = Fal
     Raises:
         ConfigError: one line naming the allowed fields and ranges.
     """
-    base = env.unwrapped
+    base: Any = env.unwrapped  # its task, set_task and task_ranges are the env's own, not gym.Env's
     current = getattr(base, "task", None)
-    if not dataclasses.is_dataclass(current):
+    if not dataclasses.is_dataclass(current) or isinstance(current, type):
         raise ConfigError(f"--task: {type(base).__name__} has no dataclass 'task' attribute to fill in")
     fields = [f.name for f in dataclasses.fields(current)]
     ranges: dict[str, tuple[float, float]] = getattr(base, "task_ranges", {})
@@ -270,7 +270,7 @@ def make_env(env_id: str, options: RenderOptions) -> gym.Env:
     if _is_mujoco(env) and options.gl_error is not None:
         raise options.gl_error
     env.close()
-    size = {"width": options.size, "height": options.size}
+    size: dict[str, Any] = {"width": options.size, "height": options.size}
     try:
         return gym.make(env_id, max_episode_steps=options.horizon, render_mode="rgb_array", **size)
     except TypeError:  # an env without width/height: its frames are resized instead
@@ -281,7 +281,7 @@ def play_viewer(env: gym.Env, policies: dict[int, Callable], to_env: Callable, s
     """Play episodes in ``mujoco.viewer`` in real time, cycling through ``policies``, until it closes."""
     import mujoco.viewer
 
-    base = env.unwrapped
+    base: Any = env.unwrapped  # a MuJoCo env: model, data and dt are its own, not gym.Env's
     episode, before = 0, set(threading.enumerate())
     with mujoco.viewer.launch_passive(base.model, base.data) as viewer:
         stop = time.monotonic() + seconds if seconds is not None else math.inf  # from when it is open

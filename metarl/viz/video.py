@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from metarl.core.errors import ConfigError
 from metarl.core.types import Task
@@ -136,10 +137,12 @@ def write_video(frames: list[np.ndarray], path: Path, fps: float) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() == ".gif":
-            imageio.mimwrite(path, frames, format="GIF", duration=1000 / fps, loop=0)
+            imageio.mimwrite(path, list[ArrayLike](frames), format="GIF", duration=1000 / fps, loop=0)
         else:
             height, width = frames[0].shape[:2]  # H.264 wants even sizes
-            frames = [np.pad(f, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge") for f in frames]
-            imageio.mimwrite(path, frames, format="FFMPEG", fps=fps, macro_block_size=1)
+            even: list[ArrayLike] = [
+                np.pad(f, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge") for f in frames
+            ]
+            imageio.mimwrite(path, even, format="FFMPEG", fps=fps, macro_block_size=1)
     except OSError as exc:
         raise ConfigError(f"--out: cannot write {str(path)!r}: {exc}") from None
