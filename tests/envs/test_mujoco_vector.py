@@ -12,6 +12,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from metarl import envs  # noqa: F401  (registers the metarl/ ids)
+from metarl.envs.mujoco.ant import AntDirEnv
 from metarl.envs.mujoco.half_cheetah import HalfCheetahVelEnv
 from metarl.envs.mujoco.vector import MuJoCoVectorEnv
 from metarl.envs.navigation import Navigation2DEnv
@@ -319,3 +320,33 @@ def test_disabled_autoreset_resets_the_masked_sub_envs_only() -> None:
     with pytest.raises(ValueError, match="DISABLED mode only"):
         same_step.reset(options={"reset_mask": mask})
     same_step.close()
+
+
+def _lateral_terms(x_velocity: Any, qpos: np.ndarray, direction: Any) -> dict[str, Any]:
+    return {"reward_forward": direction * qpos[..., 1]}
+
+
+class AntLateralEnv(AntDirEnv):
+    """A task distribution the package does not ship: only ``task_terms`` differs from AntDir."""
+
+    task_terms = staticmethod(_lateral_terms)
+
+
+def test_a_subclass_with_its_own_task_terms_gets_the_fast_path_and_equals_the_single_env() -> None:
+    fast = MuJoCoVectorEnv(AntLateralEnv, 3, 20)
+    sync = gym.vector.SyncVectorEnv(
+        [lambda: gym.wrappers.TimeLimit(AntLateralEnv(), 20)] * 3, autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    tasks = [DirectionTask(1.0), DirectionTask(-1.0), DirectionTask(0.5)]
+    run_both(fast, sync, tasks, steps=25, seed=2)
+    fast.close()
+    sync.close()
+
+
+def test_bad_env_classes_and_counts_are_named() -> None:
+    with pytest.raises(ValueError, match=r"env_class must be one of \['AntTaskEnv', 'HalfCheetahTaskEnv'\]"):
+        MuJoCoVectorEnv("AntVelEnv", 2, 200)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_envs must be a positive integer, got True"):
+        MuJoCoVectorEnv(HalfCheetahVelEnv, True, 200)
+    with pytest.raises(ValueError, match="autoreset_mode must be one of"):
+        MuJoCoVectorEnv(HalfCheetahVelEnv, 2, 200, autoreset_mode="NextStep")
