@@ -37,8 +37,8 @@ from torch import Tensor
 
 import metarl.agents.maml_trpo as maml
 from metarl.agents.mlp_curvature import ClosedFormMetaUpdate, mlp_layout
+from metarl.app.build import build, build_collector
 from metarl.checkpoint import load_checkpoint
-from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from metarl.app.build import build, build_collector
 from metarl.checkpoint import load_checkpoint
-from metarl.cli import build, build_collector
 from metarl.config import load_config
 from metarl.core.seeding import training_generators
 from metarl.core.trpo import conjugate_gradient, trust_region_step
