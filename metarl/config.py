@@ -519,7 +519,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
                 f"{path}: unknown key{closest(str(key), names)}; valid keys here: {', '.join(names)}"
             )
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, f"{path}.")
         else:
             kwargs[key] = _coerce(path, value, tp)

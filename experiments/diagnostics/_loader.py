@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from metarl.agents.maml_trpo import MAMLTRPO
-from metarl.cli import build, build_collector
+from metarl.app.build import build, build_collector
 from metarl.collection.vector import Collector
 from metarl.config import Config, apply_overrides, config_from_dict, load_config
 from metarl.core.seeding import training_generators

@@ -251,10 +251,11 @@ def test_real_processes_exit_2_with_one_line(workspace: Path) -> None:
 
 
 def test_resuming_on_another_backend_is_allowed(workspace: Path) -> None:
-    from metarl.cli import _prepare_train, make_parser
+    from metarl.app.main import make_parser
+    from metarl.app.train import prepare_train
 
     sets = ["collector.backend=subprocess", "collector.workers=2", "meta.iterations=3"]
     argv = ["train", "--resume", str(workspace / "run")] + [a for s in sets for a in ("--set", s)]
     args = make_parser().parse_args(argv)
-    config, run_dir, resume, _ = _prepare_train(args)
-    assert resume and run_dir == workspace / "run" and config.collector.backend == "subprocess"
+    plan = prepare_train(args)
+    assert plan.resume and plan.run_dir == workspace / "run" and plan.config.collector.backend == "subprocess"

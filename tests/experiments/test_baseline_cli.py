@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from metarl.cli import FINE_TUNE_STEP_GRID, main
+from metarl.app.evaluate import FINE_TUNE_STEP_GRID
+from metarl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = str(REPO / "experiments" / "navigation2d-quick.yaml")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from metarl.cli import build
+from metarl.app.build import build
 from metarl.config import config_to_dict, load_config
 from metarl.training.checkpoints import save_checkpoint
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from metarl import envs
-from metarl.benchmark import (
+from metarl.app.measure import (
     BACKENDS,
     FISHER_VARIANTS,
     SB3VectorEnv,

@@ -1,20 +1,21 @@
-"""``metarl benchmark``: speed of the collector's backends and of a meta-iteration, measured in one run.
+"""The benchmark's measurements: env steps per second of a collector, the physics limit, meta-iterations.
 
 Everything is timed in the same process on the same machine, so the ratios are comparable; absolute
-numbers move with machine load (quote medians and ratios). The learner and policy come from the caller
-(``metarl.cli``), so this module stays generic.
+numbers move with machine load (quote medians and ratios). ``metarl benchmark``
+(:mod:`metarl.app.benchmark`) runs them and prints the tables.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -22,8 +23,14 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from metarl.agents.maml_trpo import MAMLTRPO
+from metarl.app.build import build
 from metarl.collection import PolicyFn, VectorCollector, make_vector_env
-from metarl.core.types import Task
+from metarl.config import Config
+from metarl.core.types import MetaBatch, Task
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 BACKENDS = ("fast", "gymnasium-sync", "gymnasium-async", "sb3-dummy", "sb3-subproc")
 
@@ -41,7 +48,7 @@ class SB3VectorEnv(VectorEnv):
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, venv: Any) -> None:
+    def __init__(self, venv: VecEnv) -> None:
         """Wrap ``venv``."""
         self.venv = venv
         self.num_envs = venv.num_envs
@@ -85,7 +92,7 @@ def make_backend(env_id: str, num_envs: int, backend: str) -> VectorEnv:
 
     # the spec, not the id: worker processes have not imported the package that registered the id
     spec = gym.spec(env_id)
-    factories = [functools.partial(gym.make, spec) for _ in range(num_envs)]
+    factories: list[Callable[[], gym.Env]] = [functools.partial(gym.make, spec) for _ in range(num_envs)]
     venv = (
         DummyVecEnv(factories)
         if backend == "sb3-dummy"
@@ -110,8 +117,11 @@ def physics_rate(env_id: str, num_envs: int, horizon: int, repeats: int, threads
     """Median env steps/s of open-loop ``mujoco.rollout`` (no policy, no rewards): the physics limit."""
     import mujoco
     import mujoco.rollout
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
     env = gym.make(env_id).unwrapped
+    if not isinstance(env, MujocoEnv):
+        raise TypeError(f"{env_id!r} is not a MuJoCo env; the physics limit needs its model")
     model, frame_skip = env.model, env.frame_skip
     data = [mujoco.MjData(model) for _ in range(threads)]
     state = np.zeros((1, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
@@ -130,14 +140,14 @@ def physics_rate(env_id: str, num_envs: int, horizon: int, repeats: int, threads
 
 
 def time_meta_iterations(
-    sample: Callable[[], Any], step: Callable[[Any], dict[str, float]], repeats: int
-) -> tuple[dict[str, float], Any]:
+    sample: Callable[[], MetaBatch], step: Callable[[MetaBatch], dict[str, float]], repeats: int
+) -> tuple[dict[str, float], MetaBatch]:
     """Median seconds of sampling, inner adaptation and meta-update over ``repeats`` meta-iterations.
 
     Returns the medians and the last meta-batch (for the Fisher-product comparison).
     """
     parts: dict[str, list[float]] = {"sampling": [], "adaptation": [], "meta_update": [], "total": []}
-    meta_batch = None
+    meta_batch: MetaBatch | None = None
     for _ in range(repeats):
         start = time.perf_counter()
         meta_batch = sample()
@@ -147,6 +157,8 @@ def time_meta_iterations(
         parts["sampling"].append(meta_batch.timings["time/sampling"])
         parts["adaptation"].append(meta_batch.timings["time/adaptation"])
         parts["total"].append(time.perf_counter() - start)
+    if meta_batch is None:
+        raise ValueError(f"repeats: must be >= 1, got {repeats}")
     return {k: statistics.median(v) for k, v in parts.items()}, meta_batch
 
 
@@ -166,7 +178,9 @@ FISHER_VARIANTS: dict[str, tuple[str, float]] = {
 }
 
 
-def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dict[str, dict[str, float]]:
+def compare_fisher_products(
+    learner: MAMLTRPO, meta_batch: MetaBatch, products: int
+) -> dict[str, dict[str, float]]:
     """Time every variant of :data:`FISHER_VARIANTS` on the same meta-batch from the same parameters.
 
     Per variant: seconds to set up (the gradient included), per product (median of ``products``) and for a
@@ -174,8 +188,6 @@ def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dic
     the same: the accepted step's norm, its cosine with the first variant's (the exact ``jfj``), the
     surrogate gain and the KL.
     """
-    import dataclasses
-
     saved = learner.state_dict()
     theta = learner.meta_parameters().clone()
     default = learner.trpo
@@ -213,29 +225,34 @@ def compare_fisher_products(learner: Any, meta_batch: Any, products: int) -> dic
 
 
 def measure_meta_iteration(
-    env_id: str, name: str, build: Builder, repeats: int, products: int, physics_steps_per_s: float
+    env_id: str, name: str, repeats: int, products: int, physics_steps_per_s: float
 ) -> dict[str, Any]:
     """One row of the meta-iteration table, meant to run in a fresh process so its peak memory is its own.
 
     Default learner (``trpo.fisher_product: jfj``, exact) for ``repeats`` meta-iterations, then the
     Fisher-product comparison on the last meta-batch.
-    """
-    from metarl.config import Config
 
+    Returns:
+        Plain data (JSON): the median seconds of :func:`time_meta_iterations`, sizes, peak memory and
+        ``fisher`` (:func:`compare_fisher_products`, with each variant's whole-iteration time).
+    """
     n, e, horizon, hidden, activation = META_CONFIGS[name]
     config = Config()
     config.env.id = env_id
     config.meta.batch_size, config.meta.episodes_per_task = n, e
     config.policy.hidden_sizes, config.policy.activation = list(hidden), activation
     torch.set_num_threads(2)
-    distribution, collector, learner = build(config, n, e)
-    collector.close()
+    built = build(config)
+    learner = built.learner
     collector = VectorCollector(make_vector_env(env_id, n * e), n, e, horizon)
     rng, gen = np.random.default_rng(1), seed_everything(1)
-    row, meta_batch = time_meta_iterations(
-        lambda: learner.sample(collector, distribution.sample_tasks(n, rng), rng, gen), learner.step, repeats
+    timings, meta_batch = time_meta_iterations(
+        lambda: learner.sample(collector, built.distribution.sample_tasks(n, rng), rng, gen),
+        learner.step,
+        repeats,
     )
     collector.close()
+    row: dict[str, Any] = dict(timings)
     row["peak_mib"] = peak_memory_mib()
     row["env_steps"] = 2 * n * e * horizon
     row["physics_s"] = row["env_steps"] / physics_steps_per_s
@@ -291,199 +308,6 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def format_table(results: dict[str, Any]) -> str:
-    """The printed summary of a benchmark result."""
-    lines = [f"env {results['env_id']}, {results['num_envs']} sub-envs, horizon {results['horizon']}"]
-    fast = results["collectors"].get("fast", {}).get("steps_per_s")
-    for name, row in results["collectors"].items():
-        if "error" in row:
-            lines.append(f"  collector {name:16s} failed: {row['error']}")
-            continue
-        ratio = f"  fast/this {fast / row['steps_per_s']:.2f}x" if fast else ""
-        lines.append(f"  collector {name:16s} {row['steps_per_s']:10.0f} env steps/s{ratio}")
-    physics = results.get("physics_steps_per_s")
-    if physics:
-        share = f" (fast collector = {fast / physics:.0%} of it)" if fast else ""
-        lines.append(f"  physics limit (mujoco.rollout, no policy) {physics:10.0f} env steps/s{share}")
-    for name, row in results.get("meta_iterations", {}).items():
-        lines.append(
-            f"  meta-iteration {name} ({row['policy']}): {row['total']:.2f} s = "
-            f"{row['total'] / row['physics_s']:.2f}x physics (sampling {row['sampling']:.2f}, adaptation "
-            f"{row['adaptation']:.2f}, meta-update {row['meta_update']:.2f}); "
-            f"peak memory {row['peak_mib']:.0f} MiB"
-        )
-        for variant, f in row["fisher"].items():
-            lines.append(
-                f"    Fisher product {variant:20s} {f['product_s']:.3f} s each, "
-                f"meta-update {f['meta_update_s']:.2f} s, iteration {f['iteration_s']:.2f} s = "
-                f"{f['iteration_over_physics']:.2f}x physics; step norm {f['step_norm']:.4f}, cosine with "
-                f"exact {f['step_cosine_with_exact']:.3f}, surrogate gain {f['surrogate_gain']:.5f}"
-            )
-    return "\n".join(lines)
-
-
 def seed_everything(seed: int) -> torch.Generator:
     """A torch generator for action noise (nothing global is seeded)."""
     return torch.Generator().manual_seed(seed)
-
-
-#: process-per-env backends start a Python process per sub-env; more than this exhausts memory here
-PROCESS_BACKEND_MAX_ENVS = 40
-Builder = Callable[..., tuple[Any, VectorCollector, Any]]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
-
-
-def run_benchmark(
-    env_id: str, quick: bool, build: Builder, backends: Sequence[str] = BACKENDS, threads: int = 2
-) -> dict[str, Any]:
-    """Measure collectors, the physics limit and meta-iterations for ``env_id``.
-
-    Args:
-        env_id: a registered MuJoCo task id (the physics limit needs a MuJoCo model).
-        quick: small sizes and one repeat, for a check in under two minutes.
-        build: ``build(config, num_tasks, episodes) -> (distribution, collector, learner)`` (the CLI passes
-            its builder).
-        backends: which of :data:`BACKENDS` to time.
-        threads: threads for the physics limit (one per core).
-
-    Returns:
-        Plain data: sizes, ``collectors`` (steps/s per backend), ``physics_steps_per_s`` and
-        ``meta_iterations``.
-    """
-    from metarl.config import Config
-
-    n, e, horizon, repeats = (2, 3, 40, 1) if quick else (40, 20, 200, 3)
-    config = Config()
-    config.env.id = env_id
-    config.meta.batch_size, config.meta.episodes_per_task = n, e
-    distribution, collector, learner = build(config, n, e)
-    collector.close()
-    tasks = distribution.sample_tasks(n, np.random.default_rng(0))
-    policy = learner.policy_fn(learner.initial_params(n), seed_everything(0))
-    results: dict[str, Any] = {"env_id": env_id, "num_envs": n * e, "horizon": horizon, "repeats": repeats}
-    results["collectors"] = {}
-    for backend in backends:
-        n_b = (
-            n if not backend.endswith(("async", "subproc")) else max(1, min(n, PROCESS_BACKEND_MAX_ENVS // e))
-        )
-        try:
-            start = time.perf_counter()
-            env = make_backend(env_id, n_b * e, backend)
-            startup = time.perf_counter() - start
-            backend_collector = VectorCollector(env, n_b, e, horizon)
-            policy_b = learner.policy_fn(learner.initial_params(n_b), seed_everything(0))
-            rate, samples = collection_rate(backend_collector, tasks[:n_b], policy_b, repeats)
-            backend_collector.close()
-            results["collectors"][backend] = {
-                "steps_per_s": rate,
-                "samples": samples,
-                "num_envs": n_b * e,
-                "startup_s": startup,
-            }
-        except Exception as exc:  # a backend that cannot run here is reported, the others still run
-            results["collectors"][backend] = {"error": _one_line(exc)}
-    del policy
-    results["physics_steps_per_s"] = physics_rate(env_id, n * e, horizon, repeats, threads)
-    names = ("quick",) if quick else ("160k", "320k")
-    results["meta_iterations"] = {
-        name: measure_in_subprocess(
-            measure_meta_iteration,
-            env_id,
-            name,
-            build,
-            repeats,
-            2 if quick else 5,
-            results["physics_steps_per_s"],
-        )
-        for name in names
-    }
-    return results
-
-
-#: the collector backends of ``collector.backend``, compared by :func:`run_backend_benchmark`
-COLLECTOR_BACKENDS = ("local", "subprocess", "ray")
-
-
-def run_backend_benchmark(
-    env_id: str, quick: bool, build: Builder, backends: Sequence[str], workers: int = 2
-) -> dict[str, Any]:
-    """Env steps per second of each ``collector.backend``, same tasks, policy and seeds, in one run.
-
-    Each backend first collects once untimed (worker start-up, reported as ``startup_s``), then
-    ``repeats`` timed collections; every batch is checked equal to the ``local`` one.
-
-    Args:
-        env_id: a registered task id.
-        quick: small sizes and one repeat.
-        build: as for :func:`run_benchmark`.
-        backends: names from :data:`COLLECTOR_BACKENDS`.
-        workers: worker processes or actors of ``subprocess`` and ``ray``.
-
-    Returns:
-        Plain data: sizes and ``backends`` (median ``steps_per_s``, every sample, ``startup_s``,
-        ``same_as_local``).
-    """
-    from metarl.config import Config
-
-    n, e, repeats = (2, 2, 1) if quick else (40, 20, 5)
-    results: dict[str, Any] = {"env_id": env_id, "num_tasks": n, "episodes_per_task": e, "repeats": repeats}
-    results["workers"], results["backends"] = workers, {}
-    reference = None
-    for backend in backends:
-        config = Config()
-        config.env.id, config.meta.batch_size, config.meta.episodes_per_task = env_id, n, e
-        config.collector.backend, config.collector.workers = backend, workers
-        distribution, collector, learner = build(config, n, e)
-        tasks = distribution.sample_tasks(n, np.random.default_rng(0))
-        try:
-            start = time.perf_counter()
-            batch = collector.collect(
-                tasks, learner.policy_fn(learner.initial_params(n), seed_everything(0)), 0
-            )
-            startup = time.perf_counter() - start
-            reference = batch if reference is None else reference
-            same = all(
-                torch.equal(getattr(batch, f), getattr(reference, f))
-                for f in ("observations", "actions", "rewards", "mask", "lengths")
-            )
-            rates = []
-            for seed in range(1, repeats + 1):
-                policy = learner.policy_fn(learner.initial_params(n), seed_everything(seed))
-                begin = time.perf_counter()
-                steps = float(collector.collect(tasks, policy, seed).lengths.sum())
-                rates.append(steps / (time.perf_counter() - begin))
-        except Exception as exc:  # a backend that cannot run here is reported, the others still run
-            results["backends"][backend] = {"error": _one_line(exc)}
-            continue
-        finally:
-            collector.close()
-        results["backends"][backend] = {
-            "steps_per_s": statistics.median(rates),
-            "samples": rates,
-            "startup_s": startup,
-            "same_as_local": same,
-        }
-    return results
-
-
-def format_backend_table(results: dict[str, Any]) -> str:
-    """The printed summary of :func:`run_backend_benchmark`."""
-    lines = [
-        f"env {results['env_id']}, {results['num_tasks']} tasks x {results['episodes_per_task']} episodes, "
-        f"{results['workers']} workers, median of {results['repeats']}"
-    ]
-    local = results["backends"].get("local", {}).get("steps_per_s")
-    for name, row in results["backends"].items():
-        if "error" in row:
-            lines.append(f"  backend {name:10s} failed: {row['error']}")
-            continue
-        ratio = f"  {row['steps_per_s'] / local:.2f}x local" if local else ""
-        lines.append(
-            f"  backend {name:10s} {row['steps_per_s']:10.0f} env steps/s{ratio}  start-up "
-            f"{row['startup_s']:.1f} s  same batch as the first: {row['same_as_local']}"
-        )
-    return "\n".join(lines)

@@ -1,0 +1,183 @@
+"""``metarl evaluate``: the adaptation curve of a checkpoint on new tasks, with baselines and other runs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.agents.oracle import OracleAdapter
+from metarl.app.build import RLBuild, build, build_collector, build_fewshot, use_local_collector
+from metarl.app.runs import load_policy, output_path, print_summary
+from metarl.config import Config, config_from_dict, config_to_dict
+from metarl.core.errors import ConfigError
+from metarl.core.seeding import evaluation_generators
+from metarl.core.types import Adapter, Task
+from metarl.envs.wrappers import task_features
+from metarl.evaluation import (
+    adaptation_csv_path,
+    adaptation_curve,
+    evaluate_fewshot,
+    read_adaptation_csv,
+    same_tasks,
+    write_adaptation_files,
+)
+from metarl.training.checkpoints import load_checkpoint, resolve_target
+
+#: evaluate's options that override the config's evaluation section
+EVALUATE_OPTIONS = (
+    "tasks",
+    "steps",
+    "episodes",
+    "seed",
+    "first_step_size",
+    "later_step_size",
+    "shots",
+    "query_shots",
+)
+#: step sizes tried when fine-tuning the random-initialisation and pretrained baselines, as multiples of
+#: inner.step_size (the paper picked the baselines' step sizes from a small grid)
+FINE_TUNE_STEP_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class ComparedRun:
+    """Another run's ``adaptation.csv``, added to the figure by ``--compare``.
+
+    Attributes:
+        name: the CSV's path.
+        curves: method -> returns ``[N, k + 1]``.
+        tasks: the tasks it was evaluated on, as field dicts.
+    """
+
+    name: str
+    curves: dict[str, Tensor]
+    tasks: list[dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One method's adaptation curve and the tasks it was measured on.
+
+    Attributes:
+        tasks: the ``N`` new tasks.
+        returns: mean return ``[N, k + 1]`` after ``0..k`` inner steps.
+    """
+
+    tasks: list[Task]
+    returns: Tensor
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``metarl evaluate``: adaptation curve of a checkpoint (or a run's latest) on new tasks."""
+    path, default_out = resolve_target(args.target)
+    state = load_checkpoint(path)
+    config = config_from_dict(state["config"])
+    use_local_collector(config)
+    for key in EVALUATE_OPTIONS:
+        if getattr(args, key) is not None:
+            setattr(config.evaluation, key, getattr(args, key))
+    config = config_from_dict(config_to_dict(config))
+    out_dir = output_path(args.out, default_out)
+    if config.is_fewshot:
+        if args.baselines or args.compare:
+            raise ConfigError("evaluate: --baselines and --compare are for meta-RL runs, not few-shot ones")
+        return _evaluate_fewshot(config, state, out_dir)
+    compared = [read_compared(Path(other)) for other in args.compare or []]
+    built = build(config)
+    load_policy(built.learner, state)
+    summary = evaluate_methods(config, out_dir, built, args.baselines or [], compared)
+    print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
+    print_summary(summary)
+    return 0
+
+
+def _evaluate_fewshot(config: Config, state: dict[str, Any], out_dir: Path) -> int:
+    built = build_fewshot(config)
+    built.learner.model.load_state_dict(state["policy"])
+    # FewShotLearner declares settable `model`/`optimizer` (invariant), SupervisedMAML narrower types
+    summary = evaluate_fewshot(built.learner, built.tasks, config, out_dir)  # type: ignore[arg-type]
+    print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
+    print_summary(summary)
+    return 0
+
+
+def read_compared(path: Path) -> ComparedRun:
+    """The curves of ``path`` (a run directory or an ``adaptation.csv``) for ``--compare``.
+
+    Raises:
+        ConfigError: no readable ``adaptation.csv`` there.
+    """
+    csv_path = adaptation_csv_path(path)
+    try:
+        curves, tasks = read_adaptation_csv(csv_path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ComparedRun(str(csv_path), curves, tasks)
+
+
+def evaluate_methods(
+    config: Config,
+    out_dir: Path,
+    built: RLBuild,
+    baselines: Sequence[str] = (),
+    compared: Sequence[ComparedRun] = (),
+) -> dict[str, Any]:
+    """MAML's curve, the requested baselines and the compared runs' curves, all on the same new tasks.
+
+    Returns:
+        The summary :func:`metarl.evaluation.write_adaptation_files` wrote to ``out_dir``.
+    """
+    collector = build_collector(config, config.evaluation.tasks, config.evaluation.episodes)
+
+    def curve_of(adapter: Adapter, step_sizes: list[float]) -> Curve:
+        rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
+        tasks = built.distribution.sample_tasks(config.evaluation.tasks, rng)
+        if config.method == "oracle" and adapter is built.learner:
+            features = torch.as_tensor(np.stack([task_features(t) for t in tasks]))
+            adapter = OracleAdapter(built.learner, features)
+        # adaptation_curve only calls `collect`, which every backend has, though it is annotated with the
+        # local VectorCollector (after training, the evaluation samples on the run's backend)
+        returns = adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)  # type: ignore[arg-type]
+        return Curve(tasks, returns)
+
+    def best_over_grid(adapter: Adapter) -> tuple[float, Curve]:
+        """Fine-tune with each step size of the grid; keep the one with the best final return."""
+        trials = {}
+        for factor in FINE_TUNE_STEP_GRID:
+            first = factor * config.inner.step_size
+            sizes = [first if k == 0 else first / 2 for k in range(config.evaluation.steps)]
+            trials[first] = curve_of(adapter, sizes)  # the same tasks every time
+        best = max(trials, key=lambda a: trials[a].returns[:, -1].mean().item())
+        return best, trials[best]
+
+    try:
+        meta: dict[str, Any] = {"env_id": config.env.id, "seed": config.evaluation.seed}
+        if config.method == "pretrained":
+            meta["pretrained_step_size"], curve = best_over_grid(built.learner)
+        else:
+            curve = curve_of(built.learner, config.evaluation_step_sizes)
+            meta["step_sizes"] = config.evaluation_step_sizes
+        curves = {config.method: curve.returns}
+        if "random" in baselines:
+            random_config = config_from_dict(
+                {**config_to_dict(config), "seed": config.evaluation.seed + 10_000, "method": "maml"}
+            )
+            meta["random_step_size"], random_curve = best_over_grid(build(random_config).learner)
+            curves["random"] = random_curve.returns
+        for other in compared:
+            if not same_tasks(other.tasks, curve.tasks):
+                raise ConfigError(
+                    f"--compare: {other.name} was evaluated on other tasks; "
+                    "evaluate both with the same --tasks and --seed"
+                )
+            curves.update({m: c for m, c in other.curves.items() if m not in curves})
+    finally:
+        collector.close()
+    return write_adaptation_files(out_dir, curves, curve.tasks, meta)

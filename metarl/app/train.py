@@ -1,0 +1,140 @@
+"""``metarl train``: meta-train a config (RL or few-shot) into a run directory, then evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from metarl.app.build import build, build_collector, build_fewshot
+from metarl.app.evaluate import evaluate_methods
+from metarl.app.resume import TrainPlan, plan_resume
+from metarl.app.runs import load_policy, make_run_dir, misfit, print_summary, run_dir_for
+from metarl.config import load_config
+from metarl.core.errors import ConfigError
+from metarl.evaluation import evaluate_fewshot
+from metarl.training.checkpoints import load_checkpoint
+from metarl.training.fewshot import train_fewshot
+from metarl.training.rl import train
+from metarl.training.run_lock import in_use_message, lock_holder
+from metarl.viz.plots import plot_learning_curve
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``metarl train``."""
+    plan = prepare_train(args)
+    if plan.config.is_fewshot:
+        return train_fewshot_run(plan)
+    if plan.config.method == "oracle":
+        raise ConfigError("method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml'")
+    return train_run(plan)
+
+
+def prepare_train(args: argparse.Namespace) -> TrainPlan:
+    """The checked plan of ``metarl train`` (or ``baseline``) for the parsed ``args``; nothing is written.
+
+    Raises:
+        ConfigError: no config, ``--resume`` with a config, or a ``--run-dir`` that already holds a run.
+    """
+    overrides = list(args.set or [])
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.device is not None:
+        overrides.append(f"device={args.device}")
+    if args.resume:
+        if args.config or args.run_dir:
+            raise ConfigError("--resume: give only the run directory; its config.yaml and folder are reused")
+        return plan_resume(Path(args.resume), overrides)
+    if args.config is None:
+        raise ConfigError("train: give a CONFIG.yaml or --resume RUN_DIR")
+    config = load_config(args.config, overrides)
+    run_dir = run_dir_for(config, Path(args.config), args.run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        holder = lock_holder(run_dir)
+        if holder is not None:
+            raise ConfigError(f"--run-dir: {in_use_message(run_dir, holder)}")
+        raise ConfigError(
+            f"--run-dir: {str(run_dir)!r} already holds a run; use --resume {run_dir} or another folder"
+        )
+    return TrainPlan(config, run_dir, resume=False)
+
+
+def train_run(plan: TrainPlan) -> int:
+    """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate."""
+    config, run_dir = plan.config, plan.run_dir
+    built = build(config)
+    collector = build_collector(config)
+    if plan.resume:  # a state that does not fit stops here, before the run's files are touched
+        try:
+            latest = run_dir / "checkpoints" / "latest.pt"
+            load_policy(built.learner, load_checkpoint(latest), latest)
+        except BaseException:
+            collector.close()
+            raise
+    make_run_dir(config, run_dir)
+    plan.record()
+    try:
+        metrics = train(
+            config,
+            run_dir,
+            # MetaLearner declares a settable `policy: nn.Module`, which MAMLTRPO's narrower
+            # GaussianMLPPolicy cannot match (mutable protocol members are invariant)
+            built.learner,  # type: ignore[arg-type]
+            collector,
+            built.distribution,
+            resume=plan.resume,
+        )
+    finally:
+        collector.close()
+    plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", config.env.id)
+    summary = evaluate_methods(config, run_dir, built)
+    if metrics:
+        print(
+            f"last iteration: return before {metrics['meta/return_before']:.2f}, "
+            f"after {metrics['meta/return_after']:.2f}"
+        )
+    print_summary(summary)
+    return 0
+
+
+def train_fewshot_run(plan: TrainPlan) -> int:
+    """``metarl train`` of a few-shot config: meta-train, learning curve, adaptation curve on test tasks."""
+    config, run_dir = plan.config, plan.run_dir
+    built = build_fewshot(config)
+    if plan.resume:  # a state that does not fit stops here, before the run's files are touched
+        latest = run_dir / "checkpoints" / "latest.pt"
+        state = load_checkpoint(latest)
+        try:
+            built.learner.model.load_state_dict(state["policy"])
+            built.learner.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise misfit(latest, exc) from None
+    make_run_dir(config, run_dir)
+    plan.record()
+    begin = time.perf_counter()
+    metrics = train_fewshot(
+        config,
+        run_dir,
+        # FewShotLearner declares settable `model` and `optimizer`; SupervisedMAML's types are narrower
+        built.learner,  # type: ignore[arg-type]
+        built.tasks,
+        resume=plan.resume,
+    )
+    seconds = time.perf_counter() - begin
+    columns = (("meta/loss_before", "query loss before adaptation"), ("meta/loss_after", "after adaptation"))
+    plot_learning_curve(
+        run_dir / "metrics.csv",
+        run_dir / "learning_curve.png",
+        config.data.dataset,
+        columns,
+        "query loss",
+        True,
+    )
+    summary = evaluate_fewshot(built.learner, built.tasks, config, run_dir)  # type: ignore[arg-type]
+    if metrics:
+        print(
+            f"trained to iteration {config.meta.iterations} in {seconds:.1f} s; last query loss "
+            f"before {metrics['meta/loss_before']:.4f}, after {metrics['meta/loss_after']:.4f}"
+        )
+    print_summary(summary)
+    return 0
