@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from metarl.agents.maml_trpo import MAMLTRPO
@@ -93,6 +94,16 @@ def sample_meta_batch(probe: Probe, seed: int) -> MetaBatch:
         return probe.learner.sample(probe.collector, tasks, rng, gen)
     finally:
         probe.collector.close()  # its workers are not needed for the rest
+
+
+def probe_from_args(args: argparse.Namespace) -> tuple[Probe, MetaBatch]:
+    """For the arguments of :func:`add_run_arguments`: threads set, the probe loaded, one meta-batch sampled
+    from ``--seed`` and its returns printed."""
+    torch.set_num_threads(args.threads)
+    probe = load_probe(args.config, args.checkpoint)
+    meta_batch = sample_meta_batch(probe, args.seed)
+    print(returns_line(probe.config, meta_batch))
+    return probe, meta_batch
 
 
 def returns_line(config: Config, meta_batch: MetaBatch) -> str:

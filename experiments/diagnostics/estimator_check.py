@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 
 import torch
-from _loader import add_run_arguments, load_probe, returns_line, sample_meta_batch
+from _loader import add_run_arguments, probe_from_args
 from torch import Tensor
 
 from metarl.agents.maml_trpo import MAMLTRPO
@@ -60,11 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_run_arguments(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    probe = load_probe(args.config, args.checkpoint)
+    probe, meta_batch = probe_from_args(args)
     learner = probe.learner
-    meta_batch = sample_meta_batch(probe, args.seed)
-    print(returns_line(probe.config, meta_batch))
     learner.trpo = dataclasses.replace(learner.trpo, fisher_subsample=1.0, fisher_subsample_grow_at=0.0)
     half = len(meta_batch.tasks) // 2
     halves = task_slice(meta_batch, slice(0, half)), task_slice(meta_batch, slice(half, 2 * half))

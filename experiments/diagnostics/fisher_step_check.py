@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from _loader import add_run_arguments, load_probe, returns_line, sample_meta_batch
+from _loader import add_run_arguments, probe_from_args
 from torch import Tensor
 
 import metarl.agents.maml_trpo as maml
@@ -89,11 +89,8 @@ def main() -> None:
         "--no-episode-variants", action="store_true", help="only the library's task subsample per --fractions"
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    probe = load_probe(args.config, args.checkpoint)
+    probe, meta_batch = probe_from_args(args)
     learner = probe.learner
-    meta_batch = sample_meta_batch(probe, args.seed)
-    print(returns_line(probe.config, meta_batch))
     library_product = maml.MAMLTRPO._jfj_product
     # (name, fisher_product, fraction, jfj product, CG iterations, J = I in the products)
     iterations = learner.trpo.cg_iterations
