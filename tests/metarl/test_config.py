@@ -408,3 +408,17 @@ def test_choice_errors_list_the_literal(path: str, literal: object) -> None:
     with pytest.raises(ConfigError, match=rf"^{re.escape(path)}: got 'nope', expected one of {allowed}$"):
         config_from_dict(_nested(path, "nope"))
 
+
+def test_config_md_is_generated_from_the_schema() -> None:
+    """docs/CONFIG.md equals what ``python -m metarl.config.docs`` writes (run it after a schema change)."""
+    from metarl.config.docs import render
+
+    assert (REPO / "docs" / "CONFIG.md").read_text() == render()
+
+
+def test_every_key_is_documented() -> None:
+    from metarl.config.docs import render
+
+    text = render()
+    for key in _leaves(config_to_dict(Config())):
+        assert f"| `{key}` |" in text, key
