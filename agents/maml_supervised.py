@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import cast, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from metarl.config import InnerConfig, MetaConfig
+from metarl.config import Batching, InnerConfig, MetaConfig
 from metarl.core.errors import ConfigError
 from metarl.core.functional import Params, StepSize, expand_params, inner_adapt, inner_step
 from metarl.training.fewshot import TaskBatch
@@ -44,7 +44,7 @@ from .fewshot_models import FewShotConvNet, batched_forward
 #: ``(inputs [S, *x], targets [S, ...])`` of one task, or with a leading task axis in batched mode
 Data = tuple[Tensor, Tensor]
 Forward = Callable[[Params, Tensor], Tensor]
-BATCHING = ("auto", "loop", "vmap", "grouped")
+BATCHING: tuple[str, ...] = get_args(Batching)
 
 
 def per_task_loss(kind: str, outputs: Tensor, targets: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Adaptation curves: mean return on new tasks after 0, 1, ..., k inner steps, with the training inner loop.
 
 The protocol of the MAML paper: for each step, fresh episodes are collected with the parameters adapted so
-far; step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`paper_step_sizes`).
+far; step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`metarl.config.inner_step_sizes`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,11 @@ import torch
 from torch import Tensor
 
 from metarl.collection import VectorCollector
-from metarl.config import Config
+from metarl.config import FewShotConfig
 from metarl.core.seeding import evaluation_generators
 from metarl.core.types import Adapter, Task
 from metarl.training.checkpoints import atomic_write
 from metarl.training.fewshot import FewShotLearner, FewShotTasks, as_task_batch
-
-
-def paper_step_sizes(step_size: float, steps: int) -> list[float]:
-    """``[alpha, alpha/2, alpha/2, ...]`` of length ``steps``."""
-    return [step_size if k == 0 else step_size / 2 for k in range(steps)]
 
 
 def adaptation_curve(
@@ -204,7 +199,7 @@ METRIC_NAMES = {"regression": ("mse", "mean squared error"), "classification": (
 
 
 def fewshot_adaptation_curve(
-    learner: FewShotLearner, tasks: FewShotTasks, config: Config, chunk: int = 50
+    learner: FewShotLearner, tasks: FewShotTasks, config: FewShotConfig, chunk: int = 50
 ) -> tuple[Tensor, list[Any]]:
     """Query metric on ``evaluation.tasks`` new ``test``-split tasks after ``0..evaluation.steps`` steps.
 
@@ -229,7 +224,7 @@ def fewshot_adaptation_curve(
 
 
 def evaluate_fewshot(
-    learner: FewShotLearner, tasks: FewShotTasks, config: Config, out_dir: str | Path
+    learner: FewShotLearner, tasks: FewShotTasks, config: FewShotConfig, out_dir: str | Path
 ) -> dict[str, Any]:
     """Write ``adaptation.csv/json/png`` for a few-shot run (see :func:`fewshot_adaptation_curve`)."""
     curve, described = fewshot_adaptation_curve(learner, tasks, config)

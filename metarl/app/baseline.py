@@ -15,7 +15,8 @@ from metarl.app.build import RLBuild, build, use_local_collector
 from metarl.app.evaluate import evaluate_methods
 from metarl.app.runs import make_run_dir, print_summary
 from metarl.app.train import prepare_train, train_run
-from metarl.config import Config, config_to_dict
+from metarl.config import FewShotConfig, RLConfig, config_to_dict
+from metarl.core.errors import ConfigError
 from metarl.envs.wrappers import TaskInObservation
 from metarl.training.checkpoints import save_checkpoint
 
@@ -25,12 +26,17 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     args.set = [*(args.set or []), f"method={args.kind}"]
     args.resume, args.device = None, None
     plan = prepare_train(args)
+    config = plan.config
+    if isinstance(config, FewShotConfig):  # the few-shot schema refuses these methods first; kept as a guard
+        raise ConfigError(
+            f"baseline: data.dataset {config.data.dataset!r} is few-shot; baselines are meta-RL"
+        )
     if args.kind == "pretrained":
-        return train_run(plan)  # a new run: prepare_train got no --resume
-    return _train_oracle(plan.config, plan.run_dir)
+        return train_run(plan, config)  # a new run: prepare_train got no --resume
+    return _train_oracle(config, plan.run_dir)
 
 
-def _train_oracle(config: Config, run_dir: Path) -> int:
+def _train_oracle(config: RLConfig, run_dir: Path) -> int:
     """PPO with the task in the observation; the actor is saved as a metarl checkpoint and evaluated."""
     from metarl.agents.oracle import train_oracle_ppo  # stable-baselines3 only for this command
 

@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from metarl.app.measure import (
     seed_everything,
 )
 from metarl.collection import VectorCollector
-from metarl.config import Config
+from metarl.config import Backend, RLConfig
 from metarl.core.errors import ConfigError
 from metarl.core.tasks import check_env_id
 from metarl.training.checkpoints import atomic_write
@@ -119,7 +119,7 @@ def run_benchmark(
         ``meta_iterations``.
     """
     n, e, horizon, repeats = (2, 3, 40, 1) if quick else (40, 20, 200, 3)
-    config = Config()
+    config = RLConfig()
     config.env.id = env_id
     config.meta.batch_size, config.meta.episodes_per_task = n, e
     built = build(config)
@@ -166,11 +166,11 @@ def run_benchmark(
 
 
 #: the collector backends of ``collector.backend``, compared by :func:`run_backend_benchmark`
-COLLECTOR_BACKENDS = ("local", "subprocess", "ray")
+COLLECTOR_BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 def run_backend_benchmark(
-    env_id: str, quick: bool, backends: Sequence[str], workers: int = 2
+    env_id: str, quick: bool, backends: Sequence[Backend], workers: int = 2
 ) -> dict[str, Any]:
     """Env steps per second of each ``collector.backend``, same tasks, policy and seeds, in one run.
 
@@ -192,7 +192,7 @@ def run_backend_benchmark(
     results["workers"], results["backends"] = workers, {}
     reference = None
     for backend in backends:
-        config = Config()
+        config = RLConfig()
         config.env.id, config.meta.batch_size, config.meta.episodes_per_task = env_id, n, e
         config.collector.backend, config.collector.workers = backend, workers
         built = build(config)

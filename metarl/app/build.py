@@ -18,7 +18,7 @@ from metarl.agents.maml_supervised import SupervisedMAML
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.agents.policies import GaussianMLPPolicy
 from metarl.collection import Collector, collector_from_config
-from metarl.config import Config
+from metarl.config import AnyConfig, FewShotConfig, RLConfig
 from metarl.core.errors import ConfigError
 from metarl.core.tasks import TaskDistribution, import_task_modules, make_task_distribution
 from metarl.envs.fewshot import FewShotTasks, ImageClassificationTasks, make_fewshot_tasks
@@ -54,7 +54,7 @@ class FewShotBuild:
     learner: SupervisedMAML
 
 
-def build(config: Config) -> RLBuild:
+def build(config: RLConfig) -> RLBuild:
     """Task distribution and MAML-TRPO learner for ``config``; the policy is seeded by ``config.seed``.
 
     The policy's sizes come from the task distribution's spaces: a command that needs no collector starts no
@@ -87,7 +87,7 @@ def build(config: Config) -> RLBuild:
     return RLBuild(distribution, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device))
 
 
-def _policy_sizes(config: Config, distribution: TaskDistribution) -> tuple[int, int]:
+def _policy_sizes(config: RLConfig, distribution: TaskDistribution) -> tuple[int, int]:
     """``(obs_dim, act_dim)`` of the policy: the env's, plus the task's features for the oracle."""
     # make_task_distribution returns the unwrapped env of env.id
     assert isinstance(distribution, gym.Env)
@@ -110,7 +110,7 @@ def _policy_sizes(config: Config, distribution: TaskDistribution) -> tuple[int, 
     return obs_dim, act_dim
 
 
-def build_collector(config: Config, num_tasks: int | None = None, episodes: int | None = None) -> Collector:
+def build_collector(config: RLConfig, num_tasks: int | None = None, episodes: int | None = None) -> Collector:
     """The ``collector.backend`` collector of ``config``; the caller closes it.
 
     ``num_tasks`` and ``episodes`` default to ``meta.batch_size`` and ``meta.episodes_per_task``.
@@ -124,7 +124,7 @@ def build_collector(config: Config, num_tasks: int | None = None, episodes: int 
     )
 
 
-def use_local_collector(config: Config) -> None:
+def use_local_collector(config: AnyConfig) -> None:
     """Set ``collector.backend: local`` in ``config``: :func:`build_collector` then samples in this process.
 
     ``evaluate`` runs where you are (the run's workers or cluster may be gone), ``render`` needs the
@@ -133,7 +133,7 @@ def use_local_collector(config: Config) -> None:
     config.collector.backend = "local"
 
 
-def build_fewshot(config: Config) -> FewShotBuild:
+def build_fewshot(config: FewShotConfig) -> FewShotBuild:
     """Few-shot task distribution and learner for ``config`` (``data.dataset`` set); the net is seeded.
 
     Raises:

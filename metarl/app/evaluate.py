@@ -15,7 +15,7 @@ from torch import Tensor
 from metarl.agents.oracle import OracleAdapter
 from metarl.app.build import RLBuild, build, build_collector, build_fewshot, use_local_collector
 from metarl.app.runs import load_policy, output_path, print_summary
-from metarl.config import Config, config_from_dict, config_to_dict
+from metarl.config import FewShotConfig, RLConfig, config_from_dict, config_to_dict, inner_step_sizes
 from metarl.core.errors import ConfigError
 from metarl.core.seeding import evaluation_generators
 from metarl.core.types import Adapter, Task
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             setattr(config.evaluation, key, getattr(args, key))
     config = config_from_dict(config_to_dict(config))
     out_dir = output_path(args.out, default_out)
-    if config.is_fewshot:
+    if isinstance(config, FewShotConfig):
         if args.baselines or args.compare:
             raise ConfigError("evaluate: --baselines and --compare are for meta-RL runs, not few-shot ones")
         return _evaluate_fewshot(config, state, out_dir)
@@ -98,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_fewshot(config: Config, state: dict[str, Any], out_dir: Path) -> int:
+def _evaluate_fewshot(config: FewShotConfig, state: dict[str, Any], out_dir: Path) -> int:
     built = build_fewshot(config)
     built.learner.model.load_state_dict(state["policy"])
     # FewShotLearner declares settable `model`/`optimizer` (invariant), SupervisedMAML narrower types
@@ -123,7 +123,7 @@ def read_compared(path: Path) -> ComparedRun:
 
 
 def evaluate_methods(
-    config: Config,
+    config: RLConfig,
     out_dir: Path,
     built: RLBuild,
     baselines: Sequence[str] = (),
@@ -152,7 +152,7 @@ def evaluate_methods(
         trials = {}
         for factor in FINE_TUNE_STEP_GRID:
             first = factor * config.inner.step_size
-            sizes = [first if k == 0 else first / 2 for k in range(config.evaluation.steps)]
+            sizes = inner_step_sizes(first, 0.0, config.evaluation.steps)  # alpha, then alpha/2
             trials[first] = curve_of(adapter, sizes)  # the same tasks every time
         best = max(trials, key=lambda a: trials[a].returns[:, -1].mean().item())
         return best, trials[best]
@@ -164,11 +164,12 @@ def evaluate_methods(
         else:
             curve = curve_of(built.learner, config.evaluation_step_sizes)
             meta["step_sizes"] = config.evaluation_step_sizes
-        curves = {config.method: curve.returns}
+        curves: dict[str, Tensor] = {config.method: curve.returns}
         if "random" in baselines:
             random_config = config_from_dict(
                 {**config_to_dict(config), "seed": config.evaluation.seed + 10_000, "method": "maml"}
             )
+            assert isinstance(random_config, RLConfig)  # the same keys as `config`, a meta-RL one
             meta["random_step_size"], random_curve = best_over_grid(build(random_config).learner)
             curves["random"] = random_curve.returns
         for other in compared:

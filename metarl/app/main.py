@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from metarl.app.baseline import cmd_baseline
 from metarl.app.benchmark import cmd_benchmark
@@ -30,6 +30,7 @@ from metarl.app.evaluate import cmd_evaluate
 from metarl.app.render import cmd_render
 from metarl.app.runs import holding_run_locks
 from metarl.app.train import cmd_train
+from metarl.config import Backend
 from metarl.core.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.training.allocator import keep_freed_memory
 from metarl.training.stopping import raise_interrupted
@@ -140,7 +141,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--backends",
         nargs="+",
-        choices=["local", "subprocess", "ray"],
+        choices=list(get_args(Backend)),
         help="compare these collector.backend values instead (env steps/s, same run; any task id)",
     )
     bench.add_argument("--workers", type=int, default=2, help="workers of subprocess and ray (default 2)")

@@ -26,7 +26,7 @@ from gymnasium.vector.utils import batch_space
 from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.app.build import build
 from metarl.collection import PolicyFn, VectorCollector, make_vector_env
-from metarl.config import Config
+from metarl.config import Activation, FisherProduct, RLConfig
 from metarl.core.types import MetaBatch, Task
 
 if TYPE_CHECKING:
@@ -163,13 +163,13 @@ def time_meta_iterations(
 
 
 #: meta-iteration configs: name -> (tasks, episodes, horizon, hidden sizes, activation)
-META_CONFIGS: dict[str, tuple[int, int, int, tuple[int, ...], str]] = {
+META_CONFIGS: dict[str, tuple[int, int, int, tuple[int, ...], Activation]] = {
     "160k": (40, 20, 100, (64, 64), "tanh"),  # pytorch-maml-rl's HalfCheetahVel config (REFERENCE.md)
     "320k": (40, 20, 200, (100, 100), "relu"),  # the MAML paper's locomotion config
     "quick": (2, 3, 40, (100, 100), "relu"),
 }
 #: Fisher-vector product variants compared: name -> (trpo.fisher_product, trpo.fisher_subsample)
-FISHER_VARIANTS: dict[str, tuple[str, float]] = {
+FISHER_VARIANTS: dict[str, tuple[FisherProduct, float]] = {
     "jfj": ("jfj", 1.0),
     "double_backprop": ("double_backprop", 1.0),
     "jfj_subsample_0.25": ("jfj", 0.25),  # a quarter of the tasks, each exact
@@ -237,7 +237,7 @@ def measure_meta_iteration(
         ``fisher`` (:func:`compare_fisher_products`, with each variant's whole-iteration time).
     """
     n, e, horizon, hidden, activation = META_CONFIGS[name]
-    config = Config()
+    config = RLConfig()
     config.env.id = env_id
     config.meta.batch_size, config.meta.episodes_per_task = n, e
     config.policy.hidden_sizes, config.policy.activation = list(hidden), activation

@@ -8,7 +8,7 @@ from pathlib import Path
 from metarl.app.build import build, build_collector, use_local_collector
 from metarl.app.runs import load_policy, output_path
 from metarl.collection import VectorCollector
-from metarl.config import config_from_dict
+from metarl.config import FewShotConfig, config_from_dict
 from metarl.core.errors import ConfigError
 from metarl.training.checkpoints import load_checkpoint, resolve_target
 from metarl.viz import render
@@ -28,7 +28,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
     use_local_collector(config)  # rendering needs the in-process collector's action mapping
-    if config.is_fewshot:
+    if isinstance(config, FewShotConfig):
         raise ConfigError(
             f"render: {str(target)!r} is a few-shot ({config.data.dataset}) run; render shows policies"
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metarl.config import Config, config_from_dict, config_to_dict, config_value, load_config
+from metarl.config import AnyConfig, config_from_dict, config_to_dict, config_value, load_config
 from metarl.core.errors import CheckpointError, ConfigError
 from metarl.training.checkpoints import atomic_write, load_checkpoint
 from metarl.training.run_files import (
@@ -63,7 +63,7 @@ class TrainPlan:
             resume that fails on the way (a device that is not there, say) leaves the file as it was.
     """
 
-    config: Config
+    config: AnyConfig
     run_dir: Path
     resume: bool
     record: Callable[[], None] = _nothing
@@ -130,7 +130,7 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def _check_resumable(run_dir: Path, stored: Config) -> int:
+def _check_resumable(run_dir: Path, stored: AnyConfig) -> int:
     """The iteration ``latest.pt`` holds, once every file a resume reads or rewrites has been checked.
 
     Raises:
@@ -165,7 +165,7 @@ def _check_resumable(run_dir: Path, stored: Config) -> int:
 
 
 def _record_resume_changes(
-    run_dir: Path, iteration: int, keys: list[str], before: Config, after: Config
+    run_dir: Path, iteration: int, keys: list[str], before: AnyConfig, after: AnyConfig
 ) -> None:
     """Append ``iteration,key,before,after,date`` rows to ``run_dir/resumes.csv`` and say so on stderr.
 

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from metarl.agents.maml_trpo import MAMLTRPO
-from metarl.config import Config, config_to_dict
+from metarl.config import AnyConfig, FewShotConfig, config_to_dict
 from metarl.core.errors import CheckpointError, ConfigError
 from metarl.training.checkpoints import atomic_write
 from metarl.training.run_files import damaged
@@ -35,11 +35,11 @@ def holding_run_locks() -> Iterator[None]:
             _RUN_LOCKS = None
 
 
-def run_dir_for(config: Config, config_path: Path, option: str | None) -> Path:
+def run_dir_for(config: AnyConfig, config_path: Path, option: str | None) -> Path:
     """``--run-dir`` if given, else ``runs_root/<env>__<config>[__<method>]__s<seed>__<time>``."""
     if option:
         return Path(option)
-    env_name = config.data.dataset if config.is_fewshot else config.env.id.split("/")[-1]
+    env_name = config.data.dataset if isinstance(config, FewShotConfig) else config.env.id.split("/")[-1]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     method = "" if config.method == "maml" else f"__{config.method}"
     return Path(config.logging.runs_root) / f"{env_name}__{config_path.stem}{method}__s{config.seed}__{stamp}"
@@ -50,7 +50,7 @@ def output_path(option: str | None, default: Path) -> Path:
     return Path(option) if option else default
 
 
-def make_run_dir(config: Config, run_dir: Path) -> None:
+def make_run_dir(config: AnyConfig, run_dir: Path) -> None:
     """Take the run directory for this process (its lock, held until the command ends), write config.yaml.
 
     Raises:

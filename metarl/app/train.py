@@ -10,7 +10,7 @@ from metarl.app.build import build, build_collector, build_fewshot
 from metarl.app.evaluate import evaluate_methods
 from metarl.app.resume import TrainPlan, plan_resume
 from metarl.app.runs import load_policy, make_run_dir, misfit, print_summary, run_dir_for
-from metarl.config import load_config
+from metarl.config import FewShotConfig, RLConfig, load_config
 from metarl.core.errors import ConfigError
 from metarl.evaluation import evaluate_fewshot
 from metarl.training.checkpoints import load_checkpoint
@@ -23,11 +23,12 @@ from metarl.viz.plots import plot_learning_curve
 def cmd_train(args: argparse.Namespace) -> int:
     """``metarl train``."""
     plan = prepare_train(args)
-    if plan.config.is_fewshot:
-        return train_fewshot_run(plan)
-    if plan.config.method == "oracle":
+    config = plan.config
+    if isinstance(config, FewShotConfig):
+        return train_fewshot_run(plan, config)
+    if config.method == "oracle":
         raise ConfigError("method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml'")
-    return train_run(plan)
+    return train_run(plan, config)
 
 
 def prepare_train(args: argparse.Namespace) -> TrainPlan:
@@ -59,9 +60,12 @@ def prepare_train(args: argparse.Namespace) -> TrainPlan:
     return TrainPlan(config, run_dir, resume=False)
 
 
-def train_run(plan: TrainPlan) -> int:
-    """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate."""
-    config, run_dir = plan.config, plan.run_dir
+def train_run(plan: TrainPlan, config: RLConfig) -> int:
+    """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate.
+
+    ``config`` is ``plan.config``, known to be a meta-RL one.
+    """
+    run_dir = plan.run_dir
     built = build(config)
     collector = build_collector(config)
     if plan.resume:  # a state that does not fit stops here, before the run's files are touched
@@ -97,9 +101,9 @@ def train_run(plan: TrainPlan) -> int:
     return 0
 
 
-def train_fewshot_run(plan: TrainPlan) -> int:
-    """``metarl train`` of a few-shot config: meta-train, learning curve, adaptation curve on test tasks."""
-    config, run_dir = plan.config, plan.run_dir
+def train_fewshot_run(plan: TrainPlan, config: FewShotConfig) -> int:
+    """``metarl train`` of a few-shot config (``plan.config``): meta-train, learning and adaptation curves."""
+    run_dir = plan.run_dir
     built = build_fewshot(config)
     if plan.resume:  # a state that does not fit stops here, before the run's files are touched
         latest = run_dir / "checkpoints" / "latest.pt"

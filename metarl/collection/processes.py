@@ -17,13 +17,14 @@ import threading
 from collections.abc import Sequence
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.shared_memory import SharedMemory
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 
 from metarl.collection.remote import Layout, RemoteCollector, one_line
 from metarl.collection.vector import CollectorSpec
+from metarl.config.choices import StartMethod
 from metarl.core.types import Task
 
 
@@ -103,8 +104,9 @@ class SubprocessCollector(RemoteCollector):
         self, spec: CollectorSpec, num_tasks: int, *, start_method: str = "spawn", **limits: Any
     ) -> None:
         """See the class docstring."""
-        if start_method not in ("spawn", "forkserver"):
-            raise ValueError(f"start_method: expected 'spawn' or 'forkserver', got {start_method!r}")
+        if start_method not in get_args(StartMethod):
+            allowed = " or ".join(repr(m) for m in get_args(StartMethod))
+            raise ValueError(f"start_method: expected {allowed}, got {start_method!r}")
         super().__init__(spec, num_tasks, **limits)
         self._context: SpawnContext | ForkServerContext = (
             multiprocessing.get_context("spawn")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, get_args, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -30,13 +30,14 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
+from metarl.config.choices import Vectorization
 from metarl.core.errors import ConfigError
 from metarl.core.tasks import check_env_id, import_task_modules
 from metarl.core.types import EpisodeBatch, Task
 
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
 PolicyFn = Callable[[Tensor], Tensor]
-VECTORIZATION_MODES = ("auto", "vector_entry_point", "sync", "async")
+VECTORIZATION_MODES: tuple[str, ...] = get_args(Vectorization)
 
 
 class SliceablePolicy(Protocol):

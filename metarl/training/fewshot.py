@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metarl.config import Config, config_to_dict
+from metarl.config import FewShotConfig, config_to_dict
 from metarl.core.seeding import training_generators
 from metarl.training.loop import RunPaths, loop_settings, run_loop
 
@@ -78,7 +78,9 @@ def as_task_batch(batch: Any) -> TaskBatch:
     )
 
 
-def _checkpoint(learner: FewShotLearner, config: Config, iteration: int, rng: np.random.Generator) -> dict:
+def _checkpoint(
+    learner: FewShotLearner, config: FewShotConfig, iteration: int, rng: np.random.Generator
+) -> dict:
     return {
         "iteration": iteration,
         "policy": {k: v.detach().clone() for k, v in learner.model.state_dict().items()},
@@ -91,7 +93,7 @@ def _checkpoint(learner: FewShotLearner, config: Config, iteration: int, rng: np
 class FewShotWork:
     """One few-shot meta-iteration for :func:`~metarl.training.loop.run_loop`."""
 
-    def __init__(self, config: Config, learner: FewShotLearner, tasks: FewShotTasks) -> None:
+    def __init__(self, config: FewShotConfig, learner: FewShotLearner, tasks: FewShotTasks) -> None:
         self.config, self.learner, self.tasks = config, learner, tasks
         self.rng, _ = training_generators(config.seed)
 
@@ -134,7 +136,11 @@ class FewShotWork:
 
 
 def train_fewshot(
-    config: Config, run_dir: str | Path, learner: FewShotLearner, tasks: FewShotTasks, resume: bool = False
+    config: FewShotConfig,
+    run_dir: str | Path,
+    learner: FewShotLearner,
+    tasks: FewShotTasks,
+    resume: bool = False,
 ) -> dict[str, float]:
     """Meta-train for ``config.meta.iterations`` on ``train``-split tasks, checkpointing ``latest.pt``.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from metarl.config import Config
+from metarl.config import RunConfig
 from metarl.core.errors import Stopped, WriteError, resume_note
 from metarl.training.checkpoints import load_checkpoint, save_checkpoint
 from metarl.training.sinks import CSVSink, Logger, MetricSink, TensorBoardSink
@@ -83,7 +83,7 @@ class Work(Protocol):
         ...
 
 
-def loop_settings(config: Config) -> LoopSettings:
+def loop_settings(config: RunConfig) -> LoopSettings:
     """The loop's settings from ``meta.iterations`` and ``logging``."""
     logging = config.logging
     return LoopSettings(

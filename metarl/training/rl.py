@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from metarl.collection import Collector
-from metarl.config import Config, config_to_dict
+from metarl.config import RLConfig, config_to_dict
 from metarl.core.errors import NonFiniteError
 from metarl.core.seeding import training_generators
 from metarl.core.tasks import TaskDistribution
@@ -55,7 +55,7 @@ class MetaLearner(Protocol):
 
 def _checkpoint(
     learner: MetaLearner,
-    config: Config,
+    config: RLConfig,
     iteration: int,
     rng: np.random.Generator,
     gen: torch.Generator,
@@ -144,7 +144,7 @@ class RLWork:
 
     def __init__(
         self,
-        config: Config,
+        config: RLConfig,
         paths: RunPaths,
         learner: MetaLearner,
         collector: Collector,
@@ -193,7 +193,7 @@ class RLWork:
 
 
 def train(
-    config: Config,
+    config: RLConfig,
     run_dir: str | Path,
     learner: MetaLearner,
     collector: Collector,

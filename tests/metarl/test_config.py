@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import re
+import typing
+import warnings
+from pathlib import Path
 
 import pytest
 import yaml
 
-from metarl.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
+from metarl.config import (
+    Activation,
+    Backend,
+    Batching,
+    CollectorConfig,
+    Config,
+    FewShotConfig,
+    FisherProduct,
+    RLConfig,
+    Vectorization,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    inner_step_sizes,
+    load_config,
+)
+from metarl.config.schema import KEY_ORDER
 from metarl.core.errors import ConfigError
 
 
@@ -289,3 +308,147 @@ def test_fewshot_sections_are_strict_and_name_the_method() -> None:
         inner = {"first_order": first_order, "learn_step_size": learn, "adapt": adapt}
         config = config_from_dict({"data": {"dataset": "sinusoid", "shots": 10}, "inner": inner})
         assert config.is_fewshot and config.method_name == name and config.evaluation_shots == (10, 1)
+
+
+REPO = Path(__file__).resolve().parents[2]
+STORED = sorted(
+    [
+        *REPO.glob("experiments/*.yaml"),
+        *REPO.glob("experiments/pretrained/*/config.yaml"),
+        *REPO.glob("docs/results/**/config.yaml"),
+    ]
+)
+
+
+def _leaves(data: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("path", STORED, ids=[str(p.relative_to(REPO)) for p in STORED])
+def test_every_shipped_config_loads_and_keeps_its_values(path: Path) -> None:
+    """Experiments and the config.yaml of earlier runs load; every key they give comes back unchanged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = load_config(path)
+    data = yaml.safe_load(path.read_text()) or {}
+    assert isinstance(config, FewShotConfig if (data.get("data") or {}).get("dataset") else RLConfig)
+    stored = _leaves(config_to_dict(config))
+    for key, value in _leaves(data).items():
+        assert stored[key] == value, key
+    assert list(config_to_dict(config)) == list(KEY_ORDER)
+    assert config_to_dict(config_from_dict(config_to_dict(config))) == config_to_dict(config)
+
+
+def test_stored_configs_exist() -> None:
+    assert len(STORED) > 30
+
+
+def test_the_dataset_picks_the_schema_and_config_is_the_default_run() -> None:
+    assert Config is RLConfig and type(config_from_dict({})) is RLConfig
+    fewshot = config_from_dict({"data": {"dataset": "omniglot"}})
+    assert type(fewshot) is FewShotConfig and fewshot.is_fewshot and not RLConfig.is_fewshot
+    assert not hasattr(fewshot, "trpo") and not hasattr(Config(), "data")
+    assert fewshot.collector == CollectorConfig()  # commands set collector.backend on any run
+    assert config_to_dict(fewshot)["trpo"] == config_to_dict(Config())["trpo"]
+    assert config_to_dict(Config())["data"]["dataset"] == ""
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"data": {"ways": 1}}, r"^data\.ways: got 1, expected an integer >= 2"),
+        ({"data": {"dataset": "sinusoid"}, "env": {"idd": 1}}, r"^env\.idd: unknown key \(did you mean 'id'"),
+        (
+            {"data": {"dataset": "sinusoid"}, "trpo": {"max_kl": "big"}},
+            r"^trpo\.max_kl: expected a number, got 'big'$",
+        ),
+        ({"modle": {}}, r"^modle: unknown key \(did you mean 'model'\?\)"),
+    ],
+)
+def test_sections_the_run_does_not_use_are_still_checked(data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "section", "match"),
+    [
+        (
+            {"model": {"filters": 32}},
+            "model",
+            r"^model\.filters = 32: ignored, a meta-RL run \(data\.dataset empty\) does not use the model "
+            r"section \(it stays at the default 64\)$",
+        ),
+        (
+            {"data": {"dataset": "sinusoid"}, "trpo": {"max_kl": 0.02}},
+            "trpo",
+            r"^trpo\.max_kl = 0\.02: ignored, a few-shot run \(data\.dataset 'sinusoid'\) does not use",
+        ),
+    ],
+)
+def test_values_off_the_default_in_unused_sections_warn_and_stay_default(
+    data: dict, section: str, match: str
+) -> None:
+    with pytest.warns(UserWarning, match=match):
+        config = config_from_dict(data)
+    assert config_to_dict(config)[section] == config_to_dict(type(config)())[section]
+
+
+def test_defaults_of_unused_sections_load_as_earlier_config_yaml_wrote_them() -> None:
+    everything = config_to_dict(Config())
+    assert type(config_from_dict(everything)) is RLConfig
+    fewshot = {**everything, "data": {**everything["data"], "dataset": "sinusoid"}}
+    assert config_to_dict(config_from_dict(fewshot)) == fewshot
+
+
+@pytest.mark.parametrize(
+    ("first", "later", "steps", "expected"),
+    [(0.1, 0.0, 3, [0.1, 0.05, 0.05]), (0.2, 0.3, 2, [0.2, 0.3]), (0.5, 0.0, 1, [0.5]), (0.5, 0.0, 0, [])],
+)
+def test_inner_step_sizes_are_alpha_then_later_or_half(first, later, steps, expected) -> None:
+    assert inner_step_sizes(first, later, steps) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "literal"),
+    [
+        ("policy.activation", Activation),
+        ("collector.backend", Backend),
+        ("collector.vectorization", Vectorization),
+        ("meta.batching", Batching),
+        ("trpo.fisher_product", FisherProduct),
+    ],
+)
+def test_choice_errors_list_the_literal(path: str, literal: object) -> None:
+    allowed = ", ".join(typing.get_args(literal))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(path)}: got 'nope', expected one of {allowed}$"):
+        config_from_dict(_nested(path, "nope"))
+
+
+def test_config_md_is_generated_from_the_schema() -> None:
+    """docs/CONFIG.md equals what ``python -m metarl.config.docs`` writes (run it after a schema change)."""
+    from metarl.config.docs import render
+
+    assert (REPO / "docs" / "CONFIG.md").read_text() == render()
+
+
+def test_every_key_is_documented() -> None:
+    from metarl.config.docs import render
+
+    text = render()
+    for key in _leaves(config_to_dict(Config())):
+        assert f"| `{key}` |" in text, key
+
+
+def test_the_dataset_list_of_the_numpy_only_envs_package_is_the_configs() -> None:
+    # metarl.envs stays free of the config (and of torch), so it keeps its own tuple; it must be the Literal's
+    from metarl.config import Dataset
+    from metarl.envs.fewshot import DATASETS
+
+    assert DATASETS == typing.get_args(Dataset)

@@ -7,12 +7,7 @@ import math
 import pytest
 import torch
 
-from metarl.evaluation import paired_difference, paper_step_sizes, summarize
-
-
-def test_paper_step_sizes_halve_after_the_first_step() -> None:
-    assert paper_step_sizes(0.1, 3) == [0.1, 0.05, 0.05]
-    assert paper_step_sizes(0.1, 0) == []
+from metarl.evaluation import paired_difference, summarize
 
 
 def test_summarize_gives_mean_and_sample_standard_error_per_step() -> None:
