@@ -37,7 +37,14 @@ from metarl.core.functional import (
     unflatten_params,
 )
 from metarl.core.returns import masked_mean
-from metarl.core.trpo import LineSearchResult, backtracking_line_search, conjugate_gradient, trust_region_step
+from metarl.core.trpo import (
+    LineSearchResult,
+    backtracking_line_search,
+    conjugate_gradient,
+    hessian_vector_product,
+    trpo_metrics,
+    trust_region_step,
+)
 from metarl.core.types import EpisodeBatch, MetaBatch, Task
 
 from . import fisher_subsample as subsample
@@ -177,24 +184,6 @@ def trpo_step(
         )
 
 
-def trpo_metrics(
-    loss_before: Tensor, grad: Tensor, theta: Tensor, result: LineSearchResult, fraction: float
-) -> dict[str, float]:
-    """The ``trpo/*`` metrics of one meta-update from ``theta`` (``fraction``: the Fisher subsample's)."""
-    return {
-        "trpo/surrogate_before": -float(loss_before),
-        "trpo/surrogate_after": -result.loss,
-        "trpo/improvement": float(loss_before) - result.loss,
-        "trpo/kl": result.kl,
-        "trpo/full_step_kl": result.full_step_kl,
-        "trpo/fisher_subsample": fraction,
-        "trpo/ls_steps": float(result.steps),
-        "trpo/accepted": float(result.accepted),
-        "trpo/grad_norm": grad.norm().item(),
-        "trpo/step_norm": (result.params - theta).norm().item(),
-    }
-
-
 class MAMLTRPO:
     """Meta-learner holding the policy and the state of its updates; the maths is in the functions above.
 
@@ -239,16 +228,11 @@ class MAMLTRPO:
 
     def meta_parameters(self) -> Tensor:
         """``theta``: the policy's parameters, then the learned step sizes if any (``[P]`` or ``[2P]``)."""
-        theta = flatten_params({k: v.detach() for k, v in self.policy.named_parameters()})
-        return theta if self.step_sizes is None else torch.cat([theta, flatten_params(self.step_sizes)])
+        return meta_sgd.meta_parameters(self.policy, self.step_sizes)
 
     def set_meta_parameters(self, theta: Tensor) -> None:
         """Write ``theta`` (as :meth:`meta_parameters` lays it out) into the policy and the step sizes."""
-        size = sum(p.numel() for p in self.policy.parameters())
-        torch.nn.utils.vector_to_parameters(theta[:size].cpu(), self.policy.parameters())
-        if self.step_sizes is not None:
-            rates = unflatten_params(theta[size:].cpu(), self.step_sizes)
-            self.step_sizes = {k: v.clone() for k, v in rates.items()}
+        self.step_sizes = meta_sgd.set_meta_parameters(theta, self.policy, self.step_sizes)
 
     def pg_data(self, batch: EpisodeBatch) -> PGData:
         """Batch -> ``(observations, actions, GAE advantages, mask)``, each ``[N, ...]`` (``gae_data``)."""
@@ -328,10 +312,7 @@ class MAMLTRPO:
         return mean_objective(per_task, supports, query, old, self.trpo.vectorize)
 
     def meta_gradient(self, meta_batch: MetaBatch) -> Tensor:
-        """Gradient ``[P]`` of the mean query loss by reverse mode through the whole objective.
-
-        The direct reference that :meth:`linearize`'s shared reverse pass is tested against.
-        """
+        """Gradient ``[P]`` of the mean query loss, reverse mode throughout (:meth:`linearize`'s check)."""
         supports, query, theta, like = self._prepare(meta_batch)
         adapt, outputs = self._task_maps(supports, query[0], like)
         with torch.no_grad():
@@ -364,16 +345,7 @@ class MAMLTRPO:
         if self.trpo.fisher_product == "jfj":
             full = (adapt, adapted, vjp_adapt, vjp_outputs)
             return loss, grad, self._jfj_product(supports, query, theta, like, full, old), objective
-
-        def mean_kl(t: Tensor) -> Tensor:
-            return objective(t)[1]
-
-        fvp_fn = vjp(torch.func.grad(mean_kl), theta)[1]
-
-        def fvp(v: Tensor) -> Tensor:
-            return fvp_fn(v)[0]
-
-        return loss, grad, fvp, objective
+        return loss, grad, hessian_vector_product(lambda t: objective(t)[1], theta), objective
 
     def _jfj_product(
         self, supports: tuple[PGData, ...], query: PGData, theta: Tensor, like: Params, full: tuple,
@@ -385,19 +357,14 @@ class MAMLTRPO:
         ``old``: the old adapted policies' ``(mean, log_std)``. See :mod:`agents.fisher_subsample`.
         """
         adapt, adapted, vjp_adapt, vjp_outputs = full
-        num_tasks = query[0].shape[0]
-        keep = subsample.kept_tasks(self.fisher_subsample, num_tasks)
-        log_std_old = old[1]
-        if keep < num_tasks:
-            supports = tuple(subsample.first_tasks(d, keep) for d in supports)
-            query = subsample.first_tasks(query, keep)
-            adapt, outputs = self._task_maps(supports, query[0], like)
-            adapted, vjp_adapt = vjp(adapt, theta)
+        keep = subsample.kept_tasks(self.fisher_subsample, query[0].shape[0])
+        supports = tuple(subsample.first_tasks(d, keep) for d in supports)
+        query = subsample.first_tasks(query, keep)
+        adapt_kept, outputs = self._task_maps(supports, query[0], like)
+        if keep < old[1].shape[0]:  # the full passes cover every task: redo them on the kept ones
+            adapt, (adapted, vjp_adapt) = adapt_kept, vjp(adapt_kept, theta)
             vjp_outputs = vjp(outputs, adapted)[1]
-            log_std_old = log_std_old[:keep]
-        else:
-            _, outputs = self._task_maps(supports, query[0], like)
-        return jfj_product(adapt, outputs, theta, adapted, vjp_adapt, vjp_outputs, log_std_old, query[3])
+        return jfj_product(adapt, outputs, theta, adapted, vjp_adapt, vjp_outputs, old[1][:keep], query[3])
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update; updates the policy in place and returns flat float metrics.

@@ -68,3 +68,23 @@ def step_size_metrics(step_sizes: Params | None) -> dict[str, float]:
         "inner/step_size_min": rates.min().item(),
         "inner/step_size_max": rates.max().item(),
     }
+
+
+def meta_parameters(policy: nn.Module, step_sizes: Params | None) -> Tensor:
+    """``theta``: the policy's parameters, then the learned step sizes if any (``[P]`` or ``[2P]``)."""
+    theta = flatten_params({k: v.detach() for k, v in policy.named_parameters()})
+    return theta if step_sizes is None else torch.cat([theta, flatten_params(step_sizes)])
+
+
+def set_meta_parameters(theta: Tensor, policy: nn.Module, step_sizes: Params | None) -> Params | None:
+    """Write the policy's part of ``theta`` (laid out as :func:`meta_parameters`) into ``policy``, in place.
+
+    Returns:
+        The step sizes read from the rest of ``theta`` (new tensors), or None without learned step sizes.
+    """
+    size = sum(p.numel() for p in policy.parameters())
+    torch.nn.utils.vector_to_parameters(theta[:size].cpu(), policy.parameters())
+    if step_sizes is None:
+        return None
+    rates = unflatten_params(theta[size:].cpu(), step_sizes)
+    return {k: v.clone() for k, v in rates.items()}

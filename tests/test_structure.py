@@ -20,7 +20,7 @@ from conftest import REPO
 #: the most lines a module of the package may hold; a longer one mixes concerns and is split into a room
 MODULE_LINE_LIMIT = 400
 #: modules still over the limit, each capped at its present length so that it can only shrink
-OVER_THE_LIMIT = {"agents/maml_trpo.py": 433}
+OVER_THE_LIMIT: dict[str, int] = {}
 PACKAGE_FOLDERS = ("metarl", "envs", "agents")
 
 

@@ -112,3 +112,31 @@ def backtracking_line_search(
             return LineSearchResult(candidate, True, k, loss, kl, full_step_kl)
         scale *= ratio
     return LineSearchResult(params, False, max_steps, loss_before, 0.0, full_step_kl)
+
+
+def trpo_metrics(
+    loss_before: Tensor, grad: Tensor, theta: Tensor, result: LineSearchResult, fraction: float
+) -> dict[str, float]:
+    """The ``trpo/*`` metrics of one meta-update from ``theta`` (``fraction``: the Fisher subsample's)."""
+    return {
+        "trpo/surrogate_before": -float(loss_before),
+        "trpo/surrogate_after": -result.loss,
+        "trpo/improvement": float(loss_before) - result.loss,
+        "trpo/kl": result.kl,
+        "trpo/full_step_kl": result.full_step_kl,
+        "trpo/fisher_subsample": fraction,
+        "trpo/ls_steps": float(result.steps),
+        "trpo/accepted": float(result.accepted),
+        "trpo/grad_norm": grad.norm().item(),
+        "trpo/step_norm": (result.params - theta).norm().item(),
+    }
+
+
+def hessian_vector_product(f: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[Tensor], Tensor]:
+    """``v [P] -> H v [P]`` with ``H`` the Hessian of the scalar ``f`` at ``x [P]`` (double backprop).
+
+    With ``f`` the mean KL this is TRPO's reference Fisher-vector product (``trpo.fisher_product:
+    double_backprop``).
+    """
+    vjp_fn = torch.func.vjp(torch.func.grad(f), x)[1]
+    return lambda v: vjp_fn(v)[0]

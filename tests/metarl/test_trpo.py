@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from metarl.core.trpo import backtracking_line_search, conjugate_gradient, trust_region_step
+from metarl.core.trpo import (
+    LineSearchResult,
+    backtracking_line_search,
+    conjugate_gradient,
+    hessian_vector_product,
+    trpo_metrics,
+    trust_region_step,
+)
 
 
 def _random_spd(p: int, seed: int) -> torch.Tensor:
@@ -163,3 +170,30 @@ def test_line_search_all_nan_returns_old_params():
     assert not result.accepted
     assert torch.equal(result.params, params)
     assert result.loss == 1.0
+
+
+def test_hessian_vector_product_of_a_cubic_is_its_analytic_hessian_times_v():
+    a = _random_spd(4, 3)
+    x = torch.randn(4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    v = torch.randn(4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    # f(x) = x^T A x / 2 + sum(x^3) / 6: H(x) = A + diag(x)
+    hvp = hessian_vector_product(lambda t: t @ a @ t / 2 + (t**3).sum() / 6, x)
+    torch.testing.assert_close(hvp(v), a @ v + x * v, atol=1e-12, rtol=0)
+
+
+def test_trpo_metrics_report_the_step_and_the_surrogate_change():
+    theta = torch.zeros(3)
+    result = LineSearchResult(torch.tensor([3.0, 4.0, 0.0]), True, 2, -1.5, 0.004, 0.02)
+    metrics = trpo_metrics(torch.tensor(-1.0), torch.tensor([0.0, 6.0, 8.0]), theta, result, 0.25)
+    assert metrics == {
+        "trpo/surrogate_before": 1.0,
+        "trpo/surrogate_after": 1.5,
+        "trpo/improvement": 0.5,
+        "trpo/kl": 0.004,
+        "trpo/full_step_kl": 0.02,
+        "trpo/fisher_subsample": 0.25,
+        "trpo/ls_steps": 2.0,
+        "trpo/accepted": 1.0,
+        "trpo/grad_norm": 10.0,
+        "trpo/step_norm": 5.0,
+    }
