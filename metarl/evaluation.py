@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from metarl.collection import VectorCollector
+from metarl.collection import Collector
 from metarl.config import FewShotConfig
 from metarl.core.seeding import evaluation_generators
 from metarl.core.types import Adapter, Task
@@ -29,7 +29,7 @@ from metarl.training.fewshot import FewShotLearner, FewShotTasks, as_task_batch
 
 def adaptation_curve(
     adapter: Adapter,
-    collector: VectorCollector,
+    collector: Collector,
     tasks: Sequence[Task],
     step_sizes: Sequence[float],
     rng: np.random.Generator,

@@ -101,8 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_fewshot(config: FewShotConfig, state: dict[str, Any], out_dir: Path) -> int:
     built = build_fewshot(config)
     built.learner.model.load_state_dict(state["policy"])
-    # FewShotLearner declares settable `model`/`optimizer` (invariant), SupervisedMAML narrower types
-    summary = evaluate_fewshot(built.learner, built.tasks, config, out_dir)  # type: ignore[arg-type]
+    summary = evaluate_fewshot(built.learner, built.tasks, config, out_dir)
     print(f"wrote {out_dir / 'adaptation.csv'}, adaptation.json, adaptation.png")
     print_summary(summary)
     return 0
@@ -142,9 +141,7 @@ def evaluate_methods(
         if config.method == "oracle" and adapter is built.learner:
             features = torch.as_tensor(np.stack([task_features(t) for t in tasks]))
             adapter = OracleAdapter(built.learner, features)
-        # adaptation_curve only calls `collect`, which every backend has, though it is annotated with the
-        # local VectorCollector (after training, the evaluation samples on the run's backend)
-        returns = adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)  # type: ignore[arg-type]
+        returns = adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
         return Curve(tasks, returns)
 
     def best_over_grid(adapter: Adapter) -> tuple[float, Curve]:

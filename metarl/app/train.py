@@ -81,9 +81,7 @@ def train_run(plan: TrainPlan, config: RLConfig) -> int:
         metrics = train(
             config,
             run_dir,
-            # MetaLearner declares a settable `policy: nn.Module`, which MAMLTRPO's narrower
-            # GaussianMLPPolicy cannot match (mutable protocol members are invariant)
-            built.learner,  # type: ignore[arg-type]
+            built.learner,
             collector,
             built.distribution,
             resume=plan.resume,
@@ -119,8 +117,7 @@ def train_fewshot_run(plan: TrainPlan, config: FewShotConfig) -> int:
     metrics = train_fewshot(
         config,
         run_dir,
-        # FewShotLearner declares settable `model` and `optimizer`; SupervisedMAML's types are narrower
-        built.learner,  # type: ignore[arg-type]
+        built.learner,
         built.tasks,
         resume=plan.resume,
     )
@@ -134,7 +131,7 @@ def train_fewshot_run(plan: TrainPlan, config: FewShotConfig) -> int:
         "query loss",
         True,
     )
-    summary = evaluate_fewshot(built.learner, built.tasks, config, run_dir)  # type: ignore[arg-type]
+    summary = evaluate_fewshot(built.learner, built.tasks, config, run_dir)
     if metrics:
         print(
             f"trained to iteration {config.meta.iterations} in {seconds:.1f} s; last query loss "

@@ -57,8 +57,15 @@ class FewShotTasks(Protocol):
 class FewShotLearner(Protocol):
     """What the loop needs of a learner (``agents.maml_supervised.SupervisedMAML`` satisfies it)."""
 
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
+    @property
+    def model(self) -> nn.Module:
+        """The meta-learned net (read here; the learner may hold a narrower module type)."""
+        ...
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The outer optimiser, whose state goes into the checkpoint."""
+        ...
 
     def step(self, batch: TaskBatch) -> dict[str, float]:
         """Meta-update; flat float metrics."""

@@ -28,7 +28,10 @@ from metarl.training.loop import RunPaths, loop_settings, run_loop
 class MetaLearner(Protocol):
     """What the loop needs of a learner (``agents.maml_trpo.MAMLTRPO`` satisfies it)."""
 
-    policy: nn.Module
+    @property
+    def policy(self) -> nn.Module:
+        """The meta-policy (read here; the learner may hold a narrower module type)."""
+        ...
 
     def sample(
         self,
