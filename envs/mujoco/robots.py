@@ -12,8 +12,8 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from .ant import AntTaskEnv
-from .half_cheetah import HalfCheetahTaskEnv
+from .ant import AntParameters, AntTaskEnv
+from .half_cheetah import HalfCheetahParameters, HalfCheetahTaskEnv
 from .rewards import TaskTerms, ant_reward_terms, half_cheetah_reward, is_healthy
 
 #: The robots' single env classes; the vector env takes these and their subclasses.
@@ -87,10 +87,14 @@ class BatchedHalfCheetah:
 
     task_terms: TaskTerms
     dt: float
-    ctrl_cost_weight: float
-    reset_noise_scale: float
+    parameters: HalfCheetahParameters
     needs_last_substep: bool = False
     main_body: int = 0
+
+    @property
+    def reset_noise_scale(self) -> float:
+        """The single env's ``reset_noise_scale``."""
+        return self.parameters.reset_noise_scale
 
     def position(self, physics: Physics) -> np.ndarray:
         """The root's x, ``[N]``."""
@@ -110,7 +114,7 @@ class BatchedHalfCheetah:
         """See :meth:`BatchedRobot.outputs`; terminations are all false."""
         x_velocity = (after.qpos[:, 0] - position_before) / self.dt
         task_terms = self.task_terms(x_velocity, after.qpos, *tasks.T)
-        rewards, terms = half_cheetah_reward(task_terms, actions, self.ctrl_cost_weight)
+        rewards, terms = half_cheetah_reward(task_terms, actions, self.parameters.ctrl_cost_weight)
         return rewards, np.zeros(len(rewards), dtype=bool), {"x_velocity": x_velocity, **terms}
 
 
@@ -121,14 +125,18 @@ class BatchedAnt:
     task_terms: TaskTerms
     dt: float
     qpos_skipped: int  # leading qpos entries left out of the observation: 2, or 0 for AntGoal
-    healthy_reward: float
-    ctrl_cost_weight: float
-    contact_cost_weight: float
-    healthy_z_range: tuple[float, float]
-    contact_force_range: tuple[float, float]
-    reset_noise_scale: float
-    main_body: int
+    parameters: AntParameters
     needs_last_substep: bool = True
+
+    @property
+    def reset_noise_scale(self) -> float:
+        """The single env's ``reset_noise_scale``."""
+        return self.parameters.reset_noise_scale
+
+    @property
+    def main_body(self) -> int:
+        """The torso."""
+        return self.parameters.main_body
 
     def position(self, physics: Physics) -> np.ndarray:
         """The torso's x, y, ``[N, 2]``."""
@@ -136,7 +144,8 @@ class BatchedAnt:
 
     def observe(self, physics: Physics) -> np.ndarray:
         """``qpos`` but the skipped entries, ``qvel``, clipped contact forces of all bodies but the world."""
-        forces = np.clip(physics.cfrc_ext[:, 1:], *self.contact_force_range).reshape(len(physics.qpos), -1)
+        clip = self.parameters.contact_force_range
+        forces = np.clip(physics.cfrc_ext[:, 1:], *clip).reshape(len(physics.qpos), -1)
         return np.concatenate([physics.qpos[:, self.qpos_skipped :], physics.qvel, forces], axis=1)
 
     def position_info(self, qpos: np.ndarray) -> dict[str, np.ndarray]:
@@ -152,15 +161,16 @@ class BatchedAnt:
     ) -> StepOutputs:
         """See :meth:`BatchedRobot.outputs`; a sub-env terminates when it is not healthy."""
         xy_velocity = (after.body_xy - position_before) / self.dt
-        healthy = is_healthy(after.qpos, after.qvel, self.healthy_z_range)
+        p = self.parameters
+        healthy = is_healthy(after.qpos, after.qvel, p.healthy_z_range)
         terms = ant_reward_terms(
             self.task_terms(xy_velocity[:, 0], after.qpos, *tasks.T),
             healthy,
             actions,
-            np.clip(after.cfrc_ext, *self.contact_force_range),
-            healthy_reward=self.healthy_reward,
-            ctrl_cost_weight=self.ctrl_cost_weight,
-            contact_cost_weight=self.contact_cost_weight,
+            np.clip(after.cfrc_ext, *p.contact_force_range),
+            healthy_reward=p.healthy_reward,
+            ctrl_cost_weight=p.ctrl_cost_weight,
+            contact_cost_weight=p.contact_cost_weight,
         )
         info = {"x_velocity": xy_velocity[:, 0].copy(), "y_velocity": xy_velocity[:, 1].copy(), **terms}
         rewards: np.ndarray = sum(terms.values())  # type: ignore[assignment]  # sum of [N] arrays is [N]
@@ -186,22 +196,5 @@ def batched_robot(env: Any) -> BatchedRobot:
     """
     check_env_class(type(env))
     if isinstance(env, AntTaskEnv):
-        p = env.parameters
-        return BatchedAnt(
-            task_terms=env.task_terms,
-            dt=env.dt,
-            qpos_skipped=0 if env.observe_position else 2,
-            healthy_reward=p.healthy_reward,
-            ctrl_cost_weight=p.ctrl_cost_weight,
-            contact_cost_weight=p.contact_cost_weight,
-            healthy_z_range=p.healthy_z_range,
-            contact_force_range=p.contact_force_range,
-            reset_noise_scale=p.reset_noise_scale,
-            main_body=p.main_body,
-        )
-    return BatchedHalfCheetah(
-        task_terms=env.task_terms,
-        dt=env.dt,
-        ctrl_cost_weight=env.parameters.ctrl_cost_weight,
-        reset_noise_scale=env.parameters.reset_noise_scale,
-    )
+        return BatchedAnt(env.task_terms, env.dt, 0 if env.observe_position else 2, env.parameters)
+    return BatchedHalfCheetah(env.task_terms, env.dt, env.parameters)
