@@ -108,6 +108,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
     parameters: ClassVar[AntParameters] = AntParameters()
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False
+    pickled_arguments = (*TaskEnvMixin.pickled_arguments, "original_model")
 
     def __init__(
         self,
@@ -121,6 +122,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
     ) -> None:
         self.task = self.default_task if task is None else task
         check_frame_skip(frame_skip)
+        self.original_model = original_model
         p = self.parameters
         super().__init__(
             frame_skip=frame_skip,

@@ -106,6 +106,15 @@ class TaskEnvMixin:
     task_ranges: ClassVar[dict[str, tuple[float, float]]]
     #: The task's reward term (a function of :mod:`.rewards`), which the fast vector env calls too.
     task_terms: ClassVar[TaskTerms]
+    #: The constructor's arguments that pickling and ``copy.deepcopy`` pass again (besides the task), each
+    #: read from the attribute of the same name.
+    pickled_arguments: ClassVar[tuple[str, ...]] = (
+        "render_mode",
+        "width",
+        "height",
+        "camera_name",
+        "frame_skip",
+    )
     _task: Any
 
     @property
@@ -148,6 +157,5 @@ class TaskEnvMixin:
 
     def __getstate__(self) -> dict[str, Any]:
         # Gymnasium pickles MuJoCo envs by re-running the constructor; pass ours, with the current task.
-        names = ("render_mode", "width", "height", "camera_name")
-        kwargs = {"task": self.task, **{name: getattr(self, name) for name in names}}
+        kwargs = {"task": self.task, **{name: getattr(self, name) for name in self.pickled_arguments}}
         return {"_ezpickle_args": (), "_ezpickle_kwargs": kwargs}

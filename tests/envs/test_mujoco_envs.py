@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from pathlib import Path
 
 import gymnasium as gym
@@ -208,6 +209,22 @@ def test_deepcopy_keeps_the_class_and_current_task(env_id: str) -> None:
     env.set_task(task)
     clone = copy.deepcopy(env)
     assert type(clone) is type(env) and clone.task == task
+
+
+@pytest.mark.parametrize(
+    "env_id", ["metarl/HalfCheetahVel-v1", "metarl/AntDir-v1", "metarl/AntVel-v2", "metarl/AntGoal-v2"]
+)
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_keeps_the_control_rate_and_the_original_model(env_id: str, how: str) -> None:
+    env = gym.make(env_id).unwrapped
+    clone = copy.deepcopy(env) if how == "deepcopy" else pickle.loads(pickle.dumps(env))
+    assert (clone.frame_skip, clone.dt) == (env.frame_skip, env.dt) and env.frame_skip in (1, 2)
+    np.testing.assert_array_equal(clone.model.geom_solimp, env.model.geom_solimp)
+    np.testing.assert_array_equal(clone.init_qpos, env.init_qpos)
+    action = np.full(env.action_space.shape, 0.3)
+    steps = [(e.reset(seed=3), e.step(action)[:2]) for e in (env, clone)]
+    np.testing.assert_array_equal(steps[0][1][0], steps[1][1][0])
+    assert steps[0][1][1] == steps[1][1][1]
 
 
 @pytest.mark.parametrize("env_id", MUJOCO_IDS)
