@@ -20,7 +20,9 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, get_args
 
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     keep_freed_memory()
     previous = _stop_on_sigterm()
-    with holding_run_locks():
+    with holding_run_locks(), _one_line_warnings():
         try:
             code: int = args.func(args)
             return code
@@ -186,6 +188,32 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+#: the installed package's folder: warnings raised from inside it are metarl's own, shown as one line
+PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show metarl's own ``UserWarning`` s (suspicious or ignored settings) as ``metarl: warning: ...``.
+
+    Other warnings keep Python's format; the previous formatter comes back on exit.
+    """
+    default = warnings.formatwarning
+
+    def formatwarning(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
+        if issubclass(category, UserWarning) and str(Path(filename).resolve()).startswith(PACKAGE_DIR):
+            return f"metarl: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
 
 
 def _stop_on_sigterm() -> SignalHandler:

@@ -259,3 +259,25 @@ def test_resuming_on_another_backend_is_allowed(workspace: Path) -> None:
     args = make_parser().parse_args(argv)
     plan = prepare_train(args)
     assert plan.resume and plan.run_dir == workspace / "run" and plan.config.collector.backend == "subprocess"
+
+
+def test_a_setting_the_run_ignores_warns_in_one_line_before_the_error(workspace: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    argv = [
+        "train",
+        "nav.yaml",
+        "--run-dir",
+        "new_run",
+        "--set",
+        "model.filters=32",
+        "--set",
+        "meta.batch_size=0",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "metarl.cli", *argv], capture_output=True, text=True, env=env, cwd=workspace
+    )
+    assert result.returncode == 2
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith("metarl: warning: model.filters = 32: ignored, a meta-RL run")
+    assert error.startswith("metarl: error: meta.batch_size: got 0")
+    assert not (workspace / "new_run").exists()
