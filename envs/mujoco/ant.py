@@ -15,10 +15,18 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.mujoco_env import DEFAULT_SIZE
+from gymnasium.spaces import Box
 
 from ..tasks import DirectionTask, GoalTask, VelocityTask
 from .common import TaskEnvMixin, check_frame_skip, check_num_tasks, disable_warmstart, task_fields
-from .rewards import ant_reward_terms, direction_terms, goal_terms, is_healthy, offset_velocity_terms
+from .rewards import (
+    ant_reward_terms,
+    direction_terms,
+    goal_terms,
+    is_healthy,
+    offset_velocity_terms,
+    original_ant_observation,
+)
 
 #: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
 CTRL_COST_WEIGHT = 0.005
@@ -74,7 +82,11 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
       2 in ``-v1`` ids (``dt`` 0.02 s, the original code's: rllab's ``ant.xml`` has timestep 0.02 and no
       ``frame_skip`` entry, so one RK4 step of 0.02 s per action).
     - Observation: Gymnasium v5's default, ``qpos[2:]``, ``qvel`` and the clipped external contact forces of
-      the 13 bodies, shape ``(105,)`` (:class:`AntGoalEnv` adds ``qpos[:2]``).
+      the 13 bodies, shape ``(105,)`` (:class:`AntGoalEnv` adds ``qpos[:2]``). With
+      ``original_observation`` (``-v3`` ids) the original code's ``(125,)``: the full ``qpos``, ``qvel``, the
+      clipped contact forces of all 14 bodies (the world's are zero), the torso's orientation matrix and the
+      centre of mass of the torso's subtree (the whole robot), as rllab's ``ant_env.py`` built it
+      (:func:`~envs.mujoco.rewards.original_ant_observation`).
     - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's pose (``-v2``: the original's) with
       Gymnasium's noise (scale 0.1).
     - Termination: when the state is not finite or the torso's z leaves ``[0.2, 1.0]``. Horizon: 200 steps
@@ -92,7 +104,8 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
     RK4 steps of 0.01 s); ``v_x`` is the finite-difference torso velocity, where the original read the
     centre-of-mass velocity of the torso's subtree (the whole robot); the
     survive reward is not paid on the terminating step (v5 pays it only while healthy); the original
-    observation also held the full ``qpos``, the torso's orientation matrix and the robot's centre of mass.
+    observation also held the full ``qpos``, the torso's orientation matrix and the robot's centre of mass
+    (``-v3`` ids observe as the original did).
 
     Args:
         task: The initial task (default: the subclass's ``default_task``); checked like :meth:`set_task`.
@@ -101,14 +114,15 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         height: Height of rendered frames in pixels.
         camera_name: The model camera that renders frames; the default ``"track"`` follows the robot (with
             ``None``, Gymnasium's free camera stays put and the robot runs out of the picture).
-        frame_skip: Physics steps per env step (registered ids: 5 in ``-v0``, 2 in ``-v1`` and ``-v2``).
+        frame_skip: Physics steps per env step (registered ids: 5 in ``-v0``, 2 in ``-v1`` to ``-v3``).
         original_model: Use the original model's contact softness and initial pose (``-v2`` ids).
+        original_observation: Observe as the original code did, ``(125,)`` (``-v3`` ids).
     """
 
     parameters: ClassVar[AntParameters] = AntParameters()
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False
-    pickled_arguments = (*TaskEnvMixin.pickled_arguments, "original_model")
+    pickled_arguments = (*TaskEnvMixin.pickled_arguments, "original_model", "original_observation")
 
     def __init__(
         self,
@@ -119,10 +133,11 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         camera_name: str | None = "track",
         frame_skip: int = 5,
         original_model: bool = False,
+        original_observation: bool = False,
     ) -> None:
         self.task = self.default_task if task is None else task
         check_frame_skip(frame_skip)
-        self.original_model = original_model
+        self.original_model, self.original_observation = original_model, original_observation
         p = self.parameters
         super().__init__(
             frame_skip=frame_skip,
@@ -145,6 +160,19 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         if original_model:
             self.model.geom_solimp[:, :3] = ORIGINAL_SOLIMP
             self.init_qpos = np.array(ORIGINAL_INIT_QPOS, dtype=np.float64)
+        if original_observation:
+            size = len(self._get_obs())
+            self.observation_space = Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float64)
+            self.observation_structure = {}  # Gymnasium's describes its own layout, not this one
+
+    def _get_obs(self) -> np.ndarray:
+        if not self.original_observation:
+            return super()._get_obs()
+        torso = self.parameters.main_body
+        return original_ant_observation(
+            self.data.qpos, self.data.qvel, self.contact_forces, self.data.body(torso).xmat,
+            self.data.body(torso).subtree_com,
+        )  # fmt: skip
 
     @property
     def is_healthy(self) -> np.bool_:
@@ -179,6 +207,7 @@ class AntVelEnv(AntTaskEnv):
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
         v2: as v1 with the original model's contact softness and initial pose (``original_model``).
+        v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
     """
 
     task_type = VelocityTask
@@ -205,6 +234,7 @@ class AntDirEnv(AntTaskEnv):
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
         v2: as v1 with the original model's contact softness and initial pose (``original_model``).
+        v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
     """
 
     task_type = DirectionTask
@@ -234,6 +264,7 @@ class AntGoalEnv(AntTaskEnv):
         v0: the original code's task and reward on Gymnasium's Ant-v5, solver warm-start disabled.
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
         v2: as v1 with the original model's contact softness and initial pose (``original_model``).
+        v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
     """
 
     task_type = GoalTask

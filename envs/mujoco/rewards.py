@@ -1,5 +1,7 @@
 """The reward terms of the MuJoCo task distributions: pure numpy functions of one step or of a batch of steps.
 
+(With them the one observation the single and the vector env both build, the original code's for Ant.)
+
 The single envs (``half_cheetah.py``, ``ant.py``) call them with one env's values (``x_velocity`` a float,
 ``qpos: [nq]``, ``actions: [act_dim]``), the fast vector env (``vector.py``) with ``N`` sub-envs' values
 (``[N]``, ``[N, nq]``, ``[N, act_dim]``). Both therefore run the same floating-point operations in the same
@@ -101,3 +103,24 @@ def ant_reward_terms(
         "reward_ctrl": -control_cost(actions, ctrl_cost_weight),
         "reward_contact": -(contact_cost_weight * np.sum(np.square(contact_forces), axis=(-2, -1))),
     }
+
+
+def original_ant_observation(
+    qpos: np.ndarray,
+    qvel: np.ndarray,
+    contact_forces: np.ndarray,
+    torso_xmat: np.ndarray,
+    robot_com: np.ndarray,
+) -> np.ndarray:
+    """The original code's Ant observation (rllab's ``ant_env.py``), ``[125]`` or ``[N, 125]`` for a batch.
+
+    Args:
+        qpos: ``[15]`` (``[N, 15]``), x and y included.
+        qvel: ``[14]``.
+        contact_forces: the clipped external contact forces of every body, the world's included, ``[14, 6]``.
+        torso_xmat: the torso's orientation matrix, ``[9]`` (or ``[3, 3]``).
+        robot_com: the centre of mass of the torso's subtree, the whole robot, ``[3]``.
+    """
+    batch = qpos.shape[:-1]
+    parts = (qpos, qvel, contact_forces.reshape(*batch, -1), torso_xmat.reshape(*batch, -1), robot_com)
+    return np.concatenate(parts, axis=-1)

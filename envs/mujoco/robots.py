@@ -14,7 +14,7 @@ import numpy as np
 
 from .ant import AntParameters, AntTaskEnv
 from .half_cheetah import HalfCheetahParameters, HalfCheetahTaskEnv
-from .rewards import TaskTerms, ant_reward_terms, half_cheetah_reward, is_healthy
+from .rewards import TaskTerms, ant_reward_terms, half_cheetah_reward, is_healthy, original_ant_observation
 
 #: The robots' single env classes; the vector env takes these and their subclasses.
 ROBOT_ENVS: tuple[type, ...] = (AntTaskEnv, HalfCheetahTaskEnv)
@@ -27,6 +27,8 @@ class Physics(NamedTuple):
     qvel: np.ndarray  # [N, nv]
     body_xy: np.ndarray  # [N, 2]: the main body's x, y (Ant's torso; unused for HalfCheetah)
     cfrc_ext: np.ndarray  # [N, nbody, 6]: external contact forces after mj_rnePostConstraint (Ant)
+    body_xmat: np.ndarray  # [N, 9]: the main body's orientation matrix (Ant's original observation)
+    subtree_com: np.ndarray  # [N, 3]: the centre of mass of the main body's subtree (likewise)
 
 
 #: A step's rewards ``[N]``, terminations ``[N]`` and ``info`` entries (each ``[N]``).
@@ -48,6 +50,11 @@ class BatchedRobot(Protocol):
     @property
     def main_body(self) -> int:
         """The body whose x, y the vector env keeps in :attr:`Physics.body_xy`."""
+        ...
+
+    @property
+    def needs_body_frame(self) -> bool:
+        """Whether the outputs read :attr:`Physics.body_xmat` and :attr:`Physics.subtree_com` (else 0)."""
         ...
 
     @property
@@ -90,6 +97,7 @@ class BatchedHalfCheetah:
     parameters: HalfCheetahParameters
     needs_last_substep: bool = False
     main_body: int = 0
+    needs_body_frame: bool = False
 
     @property
     def reset_noise_scale(self) -> float:
@@ -126,6 +134,7 @@ class BatchedAnt:
     dt: float
     qpos_skipped: int  # leading qpos entries left out of the observation: 2, or 0 for AntGoal
     parameters: AntParameters
+    original_observation: bool = False  # the original code's observation instead (-v3 ids)
     needs_last_substep: bool = True
 
     @property
@@ -138,13 +147,26 @@ class BatchedAnt:
         """The torso."""
         return self.parameters.main_body
 
+    @property
+    def needs_body_frame(self) -> bool:
+        """The original observation reads the torso's orientation and the robot's centre of mass."""
+        return self.original_observation
+
     def position(self, physics: Physics) -> np.ndarray:
         """The torso's x, y, ``[N, 2]``."""
         return physics.body_xy
 
     def observe(self, physics: Physics) -> np.ndarray:
-        """``qpos`` but the skipped entries, ``qvel``, clipped contact forces of all bodies but the world."""
+        """``qpos`` but the skipped entries, ``qvel``, clipped contact forces of all bodies but the world.
+
+        With :attr:`original_observation`, :func:`~.rewards.original_ant_observation` instead.
+        """
         clip = self.parameters.contact_force_range
+        if self.original_observation:
+            forces = np.clip(physics.cfrc_ext, *clip)
+            return original_ant_observation(
+                physics.qpos, physics.qvel, forces, physics.body_xmat, physics.subtree_com
+            )
         forces = np.clip(physics.cfrc_ext[:, 1:], *clip).reshape(len(physics.qpos), -1)
         return np.concatenate([physics.qpos[:, self.qpos_skipped :], physics.qvel, forces], axis=1)
 
@@ -196,5 +218,6 @@ def batched_robot(env: Any) -> BatchedRobot:
     """
     check_env_class(type(env))
     if isinstance(env, AntTaskEnv):
-        return BatchedAnt(env.task_terms, env.dt, 0 if env.observe_position else 2, env.parameters)
+        skipped = 0 if env.observe_position else 2
+        return BatchedAnt(env.task_terms, env.dt, skipped, env.parameters, env.original_observation)
     return BatchedHalfCheetah(env.task_terms, env.dt, env.parameters)

@@ -172,6 +172,8 @@ class MuJoCoVectorEnv(VectorEnv):
         self._controls = np.zeros((num_envs, self._substeps, model.nu))
         self._xy = np.zeros((num_envs, 2))  # the main body's x, y as the single env's data holds them
         self._cfrc = np.zeros((num_envs, model.nbody, 6))
+        self._xmat = np.zeros((num_envs, 9))  # the main body's orientation and subtree centre of mass
+        self._com = np.zeros((num_envs, 3))
         self._scratch = [mujoco.MjData(model) for _ in range(threads)]
         self._body = self._scratch[0].body(robot.main_body).id
         self._pool = mujoco.rollout.Rollout(nthread=threads if threads > 1 else 0)
@@ -328,7 +330,8 @@ class MuJoCoVectorEnv(VectorEnv):
 
     def _physics(self) -> Physics:
         # Views into the state rows and the arrays the last substep and resets fill in.
-        return Physics(self._state[:, self._qpos], self._state[:, self._qvel], self._xy, self._cfrc)
+        qpos, qvel = self._state[:, self._qpos], self._state[:, self._qvel]
+        return Physics(qpos, qvel, self._xy, self._cfrc, self._xmat, self._com)
 
     def _observe(self) -> np.ndarray:
         return self._robot.observe(self._physics())
@@ -354,7 +357,13 @@ class MuJoCoVectorEnv(VectorEnv):
             mujoco.mj_step(self._model, data)
             mujoco.mj_rnePostConstraint(self._model, data)
             mujoco.mj_getState(self._model, data, self._state[i], STATE)
-            self._xy[i], self._cfrc[i] = data.xpos[self._body, :2], data.cfrc_ext
+            self._keep_body_data(i, data)
+
+    def _keep_body_data(self, i: int, data: mujoco.MjData) -> None:
+        # What the robot reads of the single env's data besides the state, for sub-env i.
+        self._xy[i], self._cfrc[i] = data.xpos[self._body, :2], data.cfrc_ext
+        if self._robot.needs_body_frame:
+            self._xmat[i], self._com[i] = data.xmat[self._body], data.subtree_com[self._body]
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         # As MujocoEnv.reset: mj_resetData, reset_model's draws in its order, set_state's mj_forward.
@@ -368,7 +377,7 @@ class MuJoCoVectorEnv(VectorEnv):
             data.qpos[:], data.qvel[:] = qpos, qvel
             mujoco.mj_forward(self._model, data)
             mujoco.mj_getState(self._model, data, self._state[i], STATE)
-            self._xy[i], self._cfrc[i] = data.xpos[self._body, :2], data.cfrc_ext
+            self._keep_body_data(i, data)
         self._elapsed[rows] = 0
 
 

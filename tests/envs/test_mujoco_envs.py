@@ -212,7 +212,14 @@ def test_deepcopy_keeps_the_class_and_current_task(env_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "env_id", ["metarl/HalfCheetahVel-v1", "metarl/AntDir-v1", "metarl/AntVel-v2", "metarl/AntGoal-v2"]
+    "env_id",
+    [
+        "metarl/HalfCheetahVel-v1",
+        "metarl/AntDir-v1",
+        "metarl/AntVel-v2",
+        "metarl/AntGoal-v2",
+        "metarl/AntDir-v3",
+    ],
 )
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_a_copy_keeps_the_control_rate_and_the_original_model(env_id: str, how: str) -> None:

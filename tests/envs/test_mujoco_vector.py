@@ -27,6 +27,8 @@ MUJOCO_IDS = [
     "metarl/HalfCheetahDir-v1",  # frame_skip 1
     "metarl/AntVel-v1",  # frame_skip 2
     "metarl/AntDir-v2",  # the original contact softness and initial pose
+    "metarl/AntVel-v3",  # the original observation
+    "metarl/AntGoal-v3",
 ]
 NUM_ENVS = 6
 HORIZON = 30

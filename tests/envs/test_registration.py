@@ -21,7 +21,7 @@ def _tmp_cwd(tmp_path, monkeypatch):
 def test_import_registers_every_id() -> None:
     tasks = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
     expected = ["metarl/Navigation2D-v0"] + [f"metarl/{t}-{v}" for t in tasks for v in ("v0", "v1")]
-    expected += [f"metarl/{t}-v2" for t in ("AntVel", "AntDir", "AntGoal")]
+    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in ("v2", "v3")]
     assert envs.registered_ids() == expected
     assert all(env_id in gym.registry for env_id in envs.registered_ids())
 
@@ -94,3 +94,20 @@ def test_same_generator_same_tasks_and_task_attribute_exists(env_id: str) -> Non
     assert hasattr(env, "task") and hasattr(env, "set_task")
     assert env.sample_tasks(4, np.random.default_rng(5)) == env.sample_tasks(4, np.random.default_rng(5))
     env.close()
+
+
+@pytest.mark.parametrize("task", ["AntVel", "AntDir", "AntGoal"])
+def test_ant_v3_ids_observe_as_the_original_code(task: str) -> None:
+    env = gym.make(f"metarl/{task}-v3").unwrapped
+    assert env.dt == pytest.approx(0.02) and env.observation_space.shape == (125,)
+    env.reset(seed=0)
+    obs = env.step(np.full(8, 0.5))[0]
+    data, torso = env.data, env.model.body("torso").id
+    np.testing.assert_array_equal(obs[:15], data.qpos)  # x and y included
+    np.testing.assert_array_equal(obs[15:29], data.qvel)
+    np.testing.assert_array_equal(obs[29:113], np.clip(data.cfrc_ext, -1, 1).ravel())  # the world's row too
+    np.testing.assert_array_equal(obs[113:122], data.xmat[torso])
+    # the torso's subtree is the whole robot: its centre of mass is the mass-weighted mean of the bodies'
+    mass = env.model.body_mass[1:]
+    np.testing.assert_allclose(obs[122:], mass @ data.xipos[1:] / mass.sum(), rtol=0, atol=1e-12)
+    assert env.observation_space.contains(obs)
