@@ -41,6 +41,9 @@ ORIGINAL_SOLIMP = (0.8, 0.8, 0.01)
 #: of 30-70 degrees, so each episode starts with the limits snapping the legs into range). Order: the free
 #: joint (x, y, z, quaternion) then hip and ankle of legs 1-4.
 ORIGINAL_INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0)
+#: The original start state's position noise (rllab's ``reset_mujoco``: ``init_qpos + 0.01 * N(0, 1)``, where
+#: Gymnasium draws ``U(-0.1, 0.1)``; the velocity noise ``0.1 * N(0, 1)`` is the same in both).
+ORIGINAL_QPOS_NOISE = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +90,8 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
       clipped contact forces of all 14 bodies (the world's are zero), the torso's orientation matrix and the
       centre of mass of the torso's subtree (the whole robot), as rllab's ``ant_env.py`` built it
       (:func:`~envs.mujoco.rewards.original_ant_observation`).
-    - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's pose (``-v2``: the original's) with
-      Gymnasium's noise (scale 0.1).
+    - Action: 8 joint torques in ``[-1, 1]``. Initial state: Gymnasium's pose (``-v2``, ``-v4``: the
+      original's) with Gymnasium's noise (scale 0.1; ``-v4``: the original's, :data:`ORIGINAL_QPOS_NOISE`).
     - Termination: when the state is not finite or the torso's z leaves ``[0.2, 1.0]``. Horizon: 200 steps
       (set at registration).
 
@@ -117,12 +120,19 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         frame_skip: Physics steps per env step (registered ids: 5 in ``-v0``, 2 in ``-v1`` to ``-v3``).
         original_model: Use the original model's contact softness and initial pose (``-v2`` ids).
         original_observation: Observe as the original code did, ``(125,)`` (``-v3`` ids).
+        original_start_noise: Draw the start position as the original code did,
+            ``init_qpos + 0.01 * N(0, 1)`` (``-v4`` ids, with ``original_model``).
     """
 
     parameters: ClassVar[AntParameters] = AntParameters()
     #: Whether the torso's x, y (``qpos[:2]``) are at the start of the observation.
     observe_position: ClassVar[bool] = False
-    pickled_arguments = (*TaskEnvMixin.pickled_arguments, "original_model", "original_observation")
+    pickled_arguments = (
+        *TaskEnvMixin.pickled_arguments,
+        "original_model",
+        "original_observation",
+        "original_start_noise",
+    )
 
     def __init__(
         self,
@@ -134,10 +144,12 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         frame_skip: int = 5,
         original_model: bool = False,
         original_observation: bool = False,
+        original_start_noise: bool = False,
     ) -> None:
         self.task = self.default_task if task is None else task
         check_frame_skip(frame_skip)
         self.original_model, self.original_observation = original_model, original_observation
+        self.original_start_noise = original_start_noise
         p = self.parameters
         super().__init__(
             frame_skip=frame_skip,
@@ -164,6 +176,17 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
             size = len(self._get_obs())
             self.observation_space = Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float64)
             self.observation_structure = {}  # Gymnasium's describes its own layout, not this one
+
+    def reset_model(self) -> np.ndarray:
+        """Gymnasium's start state, or with ``original_start_noise`` the original code's (same draw order)."""
+        if not self.original_start_noise:
+            return super().reset_model()
+        qpos = self.init_qpos + ORIGINAL_QPOS_NOISE * self.np_random.standard_normal(self.model.nq)
+        qvel = self.init_qvel + self.parameters.reset_noise_scale * self.np_random.standard_normal(
+            self.model.nv
+        )
+        self.set_state(qpos, qvel)
+        return self._get_obs()
 
     def _get_obs(self) -> np.ndarray:
         if not self.original_observation:
@@ -208,6 +231,8 @@ class AntVelEnv(AntTaskEnv):
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
         v2: as v1 with the original model's contact softness and initial pose (``original_model``).
         v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
+        v4: as v2 with the original start position noise: the original start state entire
+            (``original_start_noise``).
     """
 
     task_type = VelocityTask
@@ -235,6 +260,8 @@ class AntDirEnv(AntTaskEnv):
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
         v2: as v1 with the original model's contact softness and initial pose (``original_model``).
         v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
+        v4: as v2 with the original start position noise: the original start state entire
+            (``original_start_noise``).
     """
 
     task_type = DirectionTask
@@ -265,6 +292,8 @@ class AntGoalEnv(AntTaskEnv):
         v1: as v0 with the original code's control rate: frame_skip 2 (``dt`` 0.02 s).
         v2: as v1 with the original model's contact softness and initial pose (``original_model``).
         v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
+        v4: as v2 with the original start position noise: the original start state entire
+            (``original_start_noise``).
     """
 
     task_type = GoalTask

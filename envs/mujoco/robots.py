@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from .ant import AntParameters, AntTaskEnv
+from .ant import ORIGINAL_QPOS_NOISE, AntParameters, AntTaskEnv
 from .half_cheetah import HalfCheetahParameters, HalfCheetahTaskEnv
 from .rewards import TaskTerms, ant_reward_terms, half_cheetah_reward, is_healthy, original_ant_observation
 
@@ -57,9 +57,10 @@ class BatchedRobot(Protocol):
         """Whether the outputs read :attr:`Physics.body_xmat` and :attr:`Physics.subtree_com` (else 0)."""
         ...
 
-    @property
-    def reset_noise_scale(self) -> float:
-        """The scale of the initial state's noise."""
+    def initial_state(
+        self, rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One sub-env's start ``(qpos, qvel)``, drawn from ``rng`` as the single env's ``reset_model``."""
         ...
 
     def position(self, physics: Physics) -> np.ndarray:
@@ -99,10 +100,11 @@ class BatchedHalfCheetah:
     main_body: int = 0
     needs_body_frame: bool = False
 
-    @property
-    def reset_noise_scale(self) -> float:
-        """The single env's ``reset_noise_scale``."""
-        return self.parameters.reset_noise_scale
+    def initial_state(
+        self, rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gymnasium's: see :func:`gymnasium_initial_state`."""
+        return gymnasium_initial_state(rng, init_qpos, init_qvel, self.parameters.reset_noise_scale)
 
     def position(self, physics: Physics) -> np.ndarray:
         """The root's x, ``[N]``."""
@@ -135,12 +137,18 @@ class BatchedAnt:
     qpos_skipped: int  # leading qpos entries left out of the observation: 2, or 0 for AntGoal
     parameters: AntParameters
     original_observation: bool = False  # the original code's observation instead (-v3 ids)
+    original_start_noise: bool = False  # the original code's start position noise (-v4 ids)
     needs_last_substep: bool = True
 
-    @property
-    def reset_noise_scale(self) -> float:
-        """The single env's ``reset_noise_scale``."""
-        return self.parameters.reset_noise_scale
+    def initial_state(
+        self, rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gymnasium's, or with :attr:`original_start_noise` the position noise ``0.01 * N(0, 1)``."""
+        scale = self.parameters.reset_noise_scale
+        if not self.original_start_noise:
+            return gymnasium_initial_state(rng, init_qpos, init_qvel, scale)
+        qpos = init_qpos + ORIGINAL_QPOS_NOISE * rng.standard_normal(len(init_qpos))
+        return qpos, init_qvel + scale * rng.standard_normal(len(init_qvel))
 
     @property
     def main_body(self) -> int:
@@ -199,6 +207,14 @@ class BatchedAnt:
         return rewards, ~healthy, info
 
 
+def gymnasium_initial_state(
+    rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gymnasium v5's start state (HalfCheetah, Ant): ``qpos + U(-s, s)``, ``qvel + s N(0, 1)``."""
+    qpos = init_qpos + rng.uniform(low=-scale, high=scale, size=len(init_qpos))
+    return qpos, init_qvel + scale * rng.standard_normal(len(init_qvel))
+
+
 def check_env_class(env_class: Any) -> None:
     """Raise ``ValueError`` unless ``env_class`` is one of :data:`ROBOT_ENVS` or a subclass."""
     if not (isinstance(env_class, type) and issubclass(env_class, ROBOT_ENVS)):
@@ -219,5 +235,12 @@ def batched_robot(env: Any) -> BatchedRobot:
     check_env_class(type(env))
     if isinstance(env, AntTaskEnv):
         skipped = 0 if env.observe_position else 2
-        return BatchedAnt(env.task_terms, env.dt, skipped, env.parameters, env.original_observation)
+        return BatchedAnt(
+            env.task_terms,
+            env.dt,
+            skipped,
+            env.parameters,
+            env.original_observation,
+            env.original_start_noise,
+        )
     return BatchedHalfCheetah(env.task_terms, env.dt, env.parameters)

@@ -367,12 +367,11 @@ class MuJoCoVectorEnv(VectorEnv):
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         # As MujocoEnv.reset: mj_resetData, reset_model's draws in its order, set_state's mj_forward.
-        data, scale = self._scratch[0], self._robot.reset_noise_scale
+        data = self._scratch[0]
         for i in rows:
             rng = self._rngs[i]
             assert rng is not None  # reset() gives every sub-env it resets a generator first
-            qpos = self._init_qpos + rng.uniform(low=-scale, high=scale, size=len(self._init_qpos))
-            qvel = self._init_qvel + scale * rng.standard_normal(len(self._init_qvel))
+            qpos, qvel = self._robot.initial_state(rng, self._init_qpos, self._init_qvel)
             mujoco.mj_resetData(self._model, data)
             data.qpos[:], data.qvel[:] = qpos, qvel
             mujoco.mj_forward(self._model, data)

@@ -219,6 +219,7 @@ def test_deepcopy_keeps_the_class_and_current_task(env_id: str) -> None:
         "metarl/AntVel-v2",
         "metarl/AntGoal-v2",
         "metarl/AntDir-v3",
+        "metarl/AntVel-v4",
     ],
 )
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])

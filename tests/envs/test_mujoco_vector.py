@@ -28,6 +28,7 @@ MUJOCO_IDS = [
     "metarl/AntVel-v1",  # frame_skip 2
     "metarl/AntDir-v2",  # the original contact softness and initial pose
     "metarl/AntVel-v3",  # the original observation
+    "metarl/AntDir-v4",  # the original start state
     "metarl/AntGoal-v3",
 ]
 NUM_ENVS = 6

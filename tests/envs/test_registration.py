@@ -21,7 +21,7 @@ def _tmp_cwd(tmp_path, monkeypatch):
 def test_import_registers_every_id() -> None:
     tasks = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
     expected = ["metarl/Navigation2D-v0"] + [f"metarl/{t}-{v}" for t in tasks for v in ("v0", "v1")]
-    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in ("v2", "v3")]
+    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in ("v2", "v3", "v4")]
     assert envs.registered_ids() == expected
     assert all(env_id in gym.registry for env_id in envs.registered_ids())
 
@@ -111,3 +111,24 @@ def test_ant_v3_ids_observe_as_the_original_code(task: str) -> None:
     mass = env.model.body_mass[1:]
     np.testing.assert_allclose(obs[122:], mass @ data.xipos[1:] / mass.sum(), rtol=0, atol=1e-12)
     assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("task", ["AntVel", "AntDir", "AntGoal"])
+def test_ant_v4_ids_start_as_the_original_code(task: str) -> None:
+    from metarl.envs.mujoco.ant import ORIGINAL_INIT_QPOS
+
+    v2, v4 = gym.make(f"metarl/{task}-v2").unwrapped, gym.make(f"metarl/{task}-v4").unwrapped
+    np.testing.assert_array_equal(v4.model.geom_solimp, v2.model.geom_solimp)  # -v2's model and pose
+    np.testing.assert_array_equal(v4.init_qpos, ORIGINAL_INIT_QPOS)
+
+    def offsets(env) -> tuple[np.ndarray, np.ndarray]:
+        starts = [
+            env.reset(seed=seed) and (env.data.qpos.copy(), env.data.qvel.copy()) for seed in range(300)
+        ]
+        qpos, qvel = map(np.stack, zip(*starts, strict=True))
+        return qpos - env.init_qpos, qvel - env.init_qvel
+
+    (p2, v2_vel), (p4, v4_vel) = offsets(v2), offsets(v4)
+    # positions: N(0, 0.01^2) against Gymnasium's U(-0.1, 0.1) (std 0.0577); velocities 0.1 N(0, 1) in both
+    assert abs(p4.std() - 0.01) < 0.0005 and abs(p2.std() - 0.1 / np.sqrt(3)) < 0.002
+    assert abs(v4_vel.std() - 0.1) < 0.005 and abs(v2_vel.std() - 0.1) < 0.005
