@@ -26,6 +26,7 @@ from .rewards import (
     is_healthy,
     offset_velocity_terms,
     original_ant_observation,
+    original_initial_state,
 )
 
 #: 0.5 * 1e-2 in the original code (actions are not rescaled: the control range is [-1, 1]).
@@ -181,9 +182,12 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         """Gymnasium's start state, or with ``original_start_noise`` the original code's (same draw order)."""
         if not self.original_start_noise:
             return super().reset_model()
-        qpos = self.init_qpos + ORIGINAL_QPOS_NOISE * self.np_random.standard_normal(self.model.nq)
-        qvel = self.init_qvel + self.parameters.reset_noise_scale * self.np_random.standard_normal(
-            self.model.nv
+        qpos, qvel = original_initial_state(
+            self.np_random,
+            self.init_qpos,
+            self.init_qvel,
+            ORIGINAL_QPOS_NOISE,
+            self.parameters.reset_noise_scale,
         )
         self.set_state(qpos, qvel)
         return self._get_obs()

@@ -124,3 +124,19 @@ def original_ant_observation(
     batch = qpos.shape[:-1]
     parts = (qpos, qvel, contact_forces.reshape(*batch, -1), torso_xmat.reshape(*batch, -1), robot_com)
     return np.concatenate(parts, axis=-1)
+
+
+def original_initial_state(
+    rng: np.random.Generator,
+    init_qpos: np.ndarray,
+    init_qvel: np.ndarray,
+    qpos_noise: float,
+    qvel_noise: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The original code's start state (rllab's ``reset_mujoco``), one sub-env's ``(qpos, qvel)``.
+
+    ``init_qpos + qpos_noise * N(0, 1)``, then ``init_qvel + qvel_noise * N(0, 1)``, drawn from ``rng`` in
+    that order (the single env passes its ``np_random``, the vector env a sub-env's generator).
+    """
+    qpos = init_qpos + qpos_noise * rng.standard_normal(len(init_qpos))
+    return qpos, init_qvel + qvel_noise * rng.standard_normal(len(init_qvel))

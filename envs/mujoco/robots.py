@@ -14,7 +14,14 @@ import numpy as np
 
 from .ant import ORIGINAL_QPOS_NOISE, AntParameters, AntTaskEnv
 from .half_cheetah import HalfCheetahParameters, HalfCheetahTaskEnv
-from .rewards import TaskTerms, ant_reward_terms, half_cheetah_reward, is_healthy, original_ant_observation
+from .rewards import (
+    TaskTerms,
+    ant_reward_terms,
+    half_cheetah_reward,
+    is_healthy,
+    original_ant_observation,
+    original_initial_state,
+)
 
 #: The robots' single env classes; the vector env takes these and their subclasses.
 ROBOT_ENVS: tuple[type, ...] = (AntTaskEnv, HalfCheetahTaskEnv)
@@ -147,8 +154,7 @@ class BatchedAnt:
         scale = self.parameters.reset_noise_scale
         if not self.original_start_noise:
             return gymnasium_initial_state(rng, init_qpos, init_qvel, scale)
-        qpos = init_qpos + ORIGINAL_QPOS_NOISE * rng.standard_normal(len(init_qpos))
-        return qpos, init_qvel + scale * rng.standard_normal(len(init_qvel))
+        return original_initial_state(rng, init_qpos, init_qvel, ORIGINAL_QPOS_NOISE, scale)
 
     @property
     def main_body(self) -> int:

@@ -174,6 +174,7 @@ class MuJoCoVectorEnv(VectorEnv):
         self._cfrc = np.zeros((num_envs, model.nbody, 6))
         self._xmat = np.zeros((num_envs, 9))  # the main body's orientation and subtree centre of mass
         self._com = np.zeros((num_envs, 3))
+        self._needs_frame = robot.needs_body_frame  # read once, not per sub-env and step
         self._scratch = [mujoco.MjData(model) for _ in range(threads)]
         self._body = self._scratch[0].body(robot.main_body).id
         self._pool = mujoco.rollout.Rollout(nthread=threads if threads > 1 else 0)
@@ -362,7 +363,7 @@ class MuJoCoVectorEnv(VectorEnv):
     def _keep_body_data(self, i: int, data: mujoco.MjData) -> None:
         # What the robot reads of the single env's data besides the state, for sub-env i.
         self._xy[i], self._cfrc[i] = data.xpos[self._body, :2], data.cfrc_ext
-        if self._robot.needs_body_frame:
+        if self._needs_frame:
             self._xmat[i], self._com[i] = data.xmat[self._body], data.subtree_com[self._body]
 
     def _reset_rows(self, rows: np.ndarray) -> None:
