@@ -388,7 +388,7 @@ class MAMLTRPO:
         if grown > fraction:
             self.grown_subsample = grown
         batches = (*meta_batch.support, meta_batch.query)
-        returns = [b.episode_returns().mean().item() for b in batches]
+        returns = [b.mean_episode_return() for b in batches]
         return {
             "meta/return_before": returns[0],
             "meta/return_after": returns[-1],

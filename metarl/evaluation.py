@@ -44,7 +44,7 @@ def adaptation_curve(
     columns = []
     for k in range(len(step_sizes) + 1):
         batch = collector.collect(tasks, adapter.policy_fn(params, generator), seed=int(rng.integers(2**31)))
-        columns.append(batch.episode_returns().mean(dim=1))
+        columns.append(batch.mean_returns())
         if k < len(step_sizes):
             params = adapter.adapt(params, batch, step_sizes[k])
     return torch.stack(columns, dim=1)

@@ -108,8 +108,8 @@ def probe_from_args(args: argparse.Namespace) -> tuple[Probe, MetaBatch]:
 
 def returns_line(config: Config, meta_batch: MetaBatch) -> str:
     """``ENV: return before R0, after one step R1``: the meta-batch's mean episode returns."""
-    before = float(meta_batch.support[0].episode_returns().mean())
-    after = float(meta_batch.query.episode_returns().mean())
+    before = meta_batch.support[0].mean_episode_return()
+    after = meta_batch.query.mean_episode_return()
     return f"{config.env.id}: return before {before:.2f}, after one step {after:.2f}"
 
 

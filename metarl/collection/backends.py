@@ -61,8 +61,9 @@ def collector_from_config(
         episodes_per_task: ``E``.
     """
     spec = CollectorSpec(
-        env_id, episodes_per_task, collector.vectorization, collector.rescale_actions, tuple(imports)
-    )
+        env_id, episodes_per_task, collector.vectorization, collector.rescale_actions, tuple(imports),
+        collector.batch_unit,
+    )  # fmt: skip
     if collector.backend not in BACKENDS:
         raise ConfigError(f"collector.backend: {collector.backend!r} is not one of {list(BACKENDS)}")
     return BACKENDS[collector.backend](spec, num_tasks, collector)

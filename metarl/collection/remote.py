@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from metarl.collection.vector import CollectorSpec, PolicyFn
-from metarl.core.errors import CollectorError
+from metarl.core.errors import CollectorError, ConfigError
 from metarl.core.types import EpisodeBatch, Task
 
 FIELDS = ("observations", "actions", "rewards", "mask", "lengths")
@@ -64,6 +64,11 @@ class RemoteCollector(abc.ABC):
         """See the class docstring."""
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+        if spec.batch_unit != "episodes":
+            raise ConfigError(
+                f"collector.batch_unit: {spec.batch_unit!r} needs collector.backend 'local'; the worker "
+                "backends share fixed-size episode buffers (batch_unit 'episodes')"
+            )
         self.spec = spec
         self.num_tasks = num_tasks
         self.episodes_per_task = spec.episodes_per_task

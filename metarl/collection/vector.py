@@ -9,6 +9,12 @@ on a finished sub-env: ``SAME_STEP`` (the one it asks Gymnasium's vector envs fo
 it so that finished episodes cost no physics); it ignores whatever a finished sub-env returns. It only
 collects: adaptation, baselines and advantages belong to the learner.
 
+With ``batch_unit="steps"`` a task's batch is counted in env steps, as rllab's sampler counted it for the
+MAML paper: after the first round of ``E`` episodes, a task with fewer than ``E * T`` steps runs the fewest
+more episodes that could make up the difference (at most ``E`` per round, on its own sub-envs) until it has
+them, so the episodes a task gets follow the sequential rule "start another while short". The batch's episode
+axis is then as long as the task with the most; the others are padded with empty episodes (``lengths`` 0).
+
 A sub-env whose simulation became unstable (it reports ``info["unstable"]``, as the fast MuJoCo vector env
 does for a non-finite state) ends its episode there and is counted in :meth:`VectorCollector.pop_stats`.
 
@@ -30,7 +36,8 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
-from metarl.config.choices import Vectorization
+from metarl.collection.episodes import episode_batch, episodes_still_needed, pack_episodes, task_major
+from metarl.config.choices import BatchUnit, Vectorization
 from metarl.core.errors import ConfigError
 from metarl.core.tasks import check_env_id, import_task_modules
 from metarl.core.types import EpisodeBatch, Task
@@ -38,6 +45,10 @@ from metarl.core.types import EpisodeBatch, Task
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
 PolicyFn = Callable[[Tensor], Tensor]
 VECTORIZATION_MODES: tuple[str, ...] = get_args(Vectorization)
+BATCH_UNITS: tuple[str, ...] = get_args(BatchUnit)
+#: ``batch_unit="steps"``: rounds of extra episodes at most; a task still short after them is counted in
+#: ``collector/budget_short`` (an ant falling at once needs about ``T / 10`` rounds, far fewer than this)
+MAX_ROUNDS = 64
 
 
 class SliceablePolicy(Protocol):
@@ -148,6 +159,8 @@ class VectorCollector:
             action space's bounds (as rllab's ``normalize`` env did for the MAML paper), so an initial std
             of 1 explores the whole range whatever its units. Either way actions are clipped to the bounds
             before stepping, and the batch stores the policy's unclipped samples.
+        batch_unit: ``episodes`` (``E`` per task) or ``steps`` (at least ``E * T`` steps per task in whole
+            episodes, module docstring).
     """
 
     def __init__(
@@ -157,8 +170,11 @@ class VectorCollector:
         episodes_per_task: int,
         horizon: int,
         rescale_actions: bool = True,
+        batch_unit: str = "episodes",
     ) -> None:
         """See the class docstring."""
+        if batch_unit not in BATCH_UNITS:
+            raise ConfigError(f"collector.batch_unit: {batch_unit!r} is not one of {list(BATCH_UNITS)}")
         if num_tasks < 1 or episodes_per_task < 1 or horizon < 1:
             raise ConfigError(
                 f"collector sizes must be >= 1, got num_tasks={num_tasks}, "
@@ -194,16 +210,27 @@ class VectorCollector:
         self._center = (self._high + self._low) / 2 if rescale_actions else np.zeros_like(self._low)
         self.obs_dim = _flat_size(env.single_observation_space)
         self.act_dim = _flat_size(space)
+        self.batch_unit = batch_unit
+        # a sub-env that is not reset stays finished and costs nothing (the fast MuJoCo envs); elsewhere an
+        # extra round resets every sub-env and ignores those it does not need
+        self._masked_resets = disabled
         self._unstable_resets = 0
+        self._extra_episodes = 0
+        self._budget_short = 0
 
     def pop_stats(self) -> dict[str, float]:
         """Counters since the last call, then reset.
 
         ``collector/unstable_resets``: episodes ended by an unstable simulation;
-        ``collector/worker_restarts``: always 0 here (the worker backends count theirs).
+        ``collector/worker_restarts``: always 0 here (the worker backends count theirs); with
+        ``batch_unit="steps"`` also ``collector/extra_episodes`` (episodes beyond ``E`` per task, all tasks)
+        and ``collector/budget_short`` (tasks still short of ``E * T`` steps after :data:`MAX_ROUNDS`).
         """
         stats = {"collector/unstable_resets": float(self._unstable_resets), "collector/worker_restarts": 0.0}
-        self._unstable_resets = 0
+        if self.batch_unit == "steps":
+            stats["collector/extra_episodes"] = float(self._extra_episodes)
+            stats["collector/budget_short"] = float(self._budget_short)
+        self._unstable_resets = self._extra_episodes = self._budget_short = 0
         return stats
 
     def env_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -226,7 +253,9 @@ class VectorCollector:
             seed: seeds the sub-envs' resets (sub-env ``i`` gets ``seed + i``).
 
         Returns:
-            An :class:`EpisodeBatch` with shapes ``[N, T, E, ...]``.
+            An :class:`EpisodeBatch` with shapes ``[N, T, E, ...]``; with ``batch_unit="steps"``,
+            ``[N, T, E', ...]`` with ``E' >= E`` the most episodes any task got (extra round ``r`` resets
+            sub-env ``i`` with ``seed + r * N * E + i``).
         """
         threads = torch.get_num_threads()
         # One policy call per step on a few hundred rows is too small to split: extra threads only spin, and
@@ -240,12 +269,33 @@ class VectorCollector:
     def _collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
         n, e, horizon = self.num_tasks, self.episodes_per_task, self.horizon
         self.set_tasks(tasks)
-        obs, _ = self.env.reset(seed=seed)
+        rounds = [self._round(policy, seed, np.ones(n * e, dtype=bool))]
+        if self.batch_unit == "episodes":
+            return episode_batch(task_major(rounds, n, e))
+        steps = rounds[0]["lengths"].reshape(n, e).sum(axis=1)
+        for r in range(1, MAX_ROUNDS + 1):
+            need = episodes_still_needed(steps, e, horizon)
+            if not need.any():
+                break
+            active = (np.arange(e)[None, :] < need[:, None]).reshape(-1)
+            rounds.append(self._round(policy, seed + r * n * e, active))
+            steps = steps + rounds[-1]["lengths"].reshape(n, e).sum(axis=1)
+            self._extra_episodes += int(need.sum())
+        self._budget_short += int((steps < e * horizon).sum())
+        return episode_batch(pack_episodes(task_major(rounds, n, e)))
+
+    def _round(self, policy: PolicyFn, seed: int, active: np.ndarray) -> dict[str, np.ndarray]:
+        """One episode on each ``active [N*E]`` sub-env; time-major arrays ``[T, N*E, ...]`` and lengths."""
+        n, e, horizon = self.num_tasks, self.episodes_per_task, self.horizon
+        if active.all() or not self._masked_resets:
+            obs, _ = self.env.reset(seed=seed)
+        else:
+            obs, _ = self.env.reset(seed=seed, options={"reset_mask": active})
         observations = np.zeros((horizon, n * e, self.obs_dim), dtype=np.float32)
         actions = np.zeros((horizon, n * e, self.act_dim), dtype=np.float32)
         rewards = np.zeros((horizon, n * e), dtype=np.float32)
         mask = np.zeros((horizon, n * e), dtype=np.float32)
-        alive = np.ones(n * e, dtype=bool)
+        alive = active.copy()
         for t in range(horizon):
             # finished rows are padding: zeros, whatever the env returns for them (a frozen last
             # observation, a new episode's, or NaN after an unstable step)
@@ -263,17 +313,8 @@ class VectorCollector:
             if not alive.any():
                 break
         lengths = mask.sum(axis=0).astype(np.int64)
-
-        def task_major(x: np.ndarray) -> Tensor:  # [T, N*E, ...] -> [N, T, E, ...]
-            return torch.from_numpy(x.reshape(horizon, n, e, *x.shape[2:]).swapaxes(0, 1).copy())
-
-        return EpisodeBatch(
-            observations=task_major(observations),
-            actions=task_major(actions),
-            rewards=task_major(rewards),
-            mask=task_major(mask),
-            lengths=torch.from_numpy(lengths.reshape(n, e)),
-        )
+        return {"observations": observations, "actions": actions, "rewards": rewards, "mask": mask,
+                "lengths": lengths}  # fmt: skip
 
     def close(self) -> None:
         """Close the vector env."""
@@ -291,6 +332,7 @@ class CollectorSpec:
         rescale_actions: see :class:`VectorCollector`.
         imports: modules or ``.py`` files that register ``env_id``
         (``metarl.core.tasks.import_task_modules``).
+        batch_unit: see :class:`VectorCollector` (the worker backends take ``episodes`` only).
     """
 
     env_id: str
@@ -298,13 +340,14 @@ class CollectorSpec:
     vectorization: str = "auto"
     rescale_actions: bool = True
     imports: tuple[str, ...] = ()
+    batch_unit: str = "episodes"
 
     def build(self, num_tasks: int) -> VectorCollector:
         """Import the task modules and build a collector for ``num_tasks`` tasks."""
         import_task_modules(list(self.imports))
         return make_collector(
             self.env_id, num_tasks, self.episodes_per_task, self.vectorization,
-            rescale_actions=self.rescale_actions,
+            rescale_actions=self.rescale_actions, batch_unit=self.batch_unit,
         )  # fmt: skip
 
     def spaces(self) -> tuple[int, int, int]:
@@ -327,6 +370,7 @@ def make_collector(
     mode: str = "auto",
     horizon: int | None = None,
     rescale_actions: bool = True,
+    batch_unit: str = "episodes",
 ) -> VectorCollector:
     """Build a :class:`VectorCollector` for a registered id (horizon: the id's ``max_episode_steps``)."""
     check_env_id(env_id)
@@ -334,4 +378,4 @@ def make_collector(
     if horizon is None:
         raise ConfigError(f"env.id: {env_id!r} has no max_episode_steps; the collector needs a fixed horizon")
     env = make_vector_env(env_id, num_tasks * episodes_per_task, mode)
-    return VectorCollector(env, num_tasks, episodes_per_task, horizon, rescale_actions)
+    return VectorCollector(env, num_tasks, episodes_per_task, horizon, rescale_actions, batch_unit)

@@ -26,6 +26,8 @@ BatchNormGrad = Literal["auto", "pytorch", "closed_form"]
 FisherProduct = Literal["jfj", "double_backprop", "closed_form"]
 #: ``collector.vectorization``
 Vectorization = Literal["auto", "vector_entry_point", "sync", "async"]
+#: ``collector.batch_unit``: what ``meta.episodes_per_task`` counts per task
+BatchUnit = Literal["episodes", "steps"]
 #: ``collector.backend``
 Backend = Literal["local", "subprocess", "ray"]
 #: ``collector.start_method``

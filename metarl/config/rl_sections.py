@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict
 
-from metarl.config.choices import Activation, Backend, FisherProduct, StartMethod, Vectorization
+from metarl.config.choices import Activation, Backend, BatchUnit, FisherProduct, StartMethod, Vectorization
 from metarl.config.fields import Bool, GrowAt, Int, Number, RayAddress, Sizes, Str, setting
 from metarl.config.sections import STRICT
 
@@ -204,6 +204,19 @@ class CollectorConfig:
             paper="rllab's `normalize` in the paper's code",
         ),
     ] = True
+    batch_unit: Annotated[
+        BatchUnit,
+        setting(
+            "What a task's batch is counted in. `episodes`: exactly `meta.episodes_per_task` episodes per "
+            "task. `steps`: whole episodes until the task has at least `meta.episodes_per_task` x horizon "
+            "env steps, as rllab's sampler in the paper's code collected them, so a task whose episodes end "
+            "early (a falling ant) gets more, shorter episodes; extra episodes run in rounds of at most "
+            "`meta.episodes_per_task` per task (`collector/extra_episodes` counts them) and the batch is "
+            "padded to the task with the most. Applies to training and evaluation; `local` backend only.",
+            paper="`steps` (rllab's batch size is in samples)",
+            allowed="`episodes`, `steps` (with `collector.backend` `local`)",
+        ),
+    ] = "episodes"
     backend: Annotated[
         Backend,
         setting(

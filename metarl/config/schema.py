@@ -213,6 +213,11 @@ def rl_rule_violations(config: RLConfig) -> list[str]:
                 "trpo.fisher_product: closed_form covers one inner step of the paper's estimator with fixed "
                 f"step sizes, not {', '.join(c for c in clashes if c)}; use jfj"
             )
+    if config.collector.batch_unit == "steps" and config.collector.backend != "local":
+        out.append(
+            f"collector.batch_unit: 'steps' with collector.backend {config.collector.backend!r}; a batch "
+            "counted in env steps is collected by the 'local' backend only (or use batch_unit 'episodes')"
+        )
     workers, tasks = config.collector.workers, config.meta.batch_size
     if config.collector.backend != "local" and tasks % workers:
         out.append(

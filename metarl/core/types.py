@@ -58,8 +58,23 @@ class EpisodeBatch:
         return self.rewards.shape[2]
 
     def episode_returns(self) -> Tensor:
-        """Undiscounted return of each episode, ``[N, E]``."""
+        """Undiscounted return of each episode, ``[N, E]`` (0 for an empty padding episode)."""
         return (self.rewards * self.mask).sum(dim=1)
+
+    def mean_returns(self) -> Tensor:
+        """Mean undiscounted return of each task's episodes, ``[N]``.
+
+        Empty episodes (``lengths`` 0: padding of a batch counted in env steps) are left out.
+        """
+        returns, real = self.episode_returns(), self.lengths > 0
+        if bool(real.all()):
+            return returns.mean(dim=1)
+        weights = real.to(returns.dtype)
+        return (returns * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def mean_episode_return(self) -> float:
+        """Mean undiscounted return over every real episode of the batch (empty ones left out)."""
+        return self.episode_returns()[self.lengths > 0].mean().item()
 
     def to(self, device: torch.device | str) -> EpisodeBatch:
         """Copy every tensor to ``device``."""

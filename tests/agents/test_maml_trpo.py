@@ -427,3 +427,33 @@ def test_adapt_scales_the_learned_step_sizes_like_alpha() -> None:
     torch.testing.assert_close(half, detached_inner_step(loss_fn, params, data, rates))
     fixed = make_learner().adapt(params, batch, 0.15)
     assert not torch.allclose(half["log_std"], fixed["log_std"])
+
+
+def with_empty_episodes(batch: EpisodeBatch, extra: int) -> EpisodeBatch:
+    """``batch`` with ``extra`` empty episodes (lengths 0, zeros) after each task's, as step budgets pad."""
+
+    def pad(x: torch.Tensor, axis: int) -> torch.Tensor:
+        shape = list(x.shape)
+        shape[axis] = extra
+        return torch.cat([x, x.new_zeros(shape)], dim=axis)
+
+    return EpisodeBatch(
+        pad(batch.observations, 2), pad(batch.actions, 2), pad(batch.rewards, 2), pad(batch.mask, 2),
+        pad(batch.lengths, 1),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("fisher_product", ["jfj", "closed_form"])
+def test_empty_padding_episodes_change_neither_meta_gradient_nor_trpo_step(fisher_product: str) -> None:
+    mb = meta_batch()
+    support = tuple(with_empty_episodes(b, 3) for b in mb.support)
+    padded = MetaBatch(mb.tasks, support, with_empty_episodes(mb.query, 5))
+    torch.testing.assert_close(make_learner().meta_gradient(padded), make_learner().meta_gradient(mb))
+    results = []
+    for batch in (mb, padded):
+        learner = make_learner(fisher_product=fisher_product)
+        metrics = learner.step(batch)
+        results.append((torch.nn.utils.parameters_to_vector(learner.policy.parameters()), metrics))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-9, atol=1e-11)
+    for name in ("meta/return_before", "meta/return_after", "meta/env_steps", "trpo/ls_steps"):
+        assert results[1][1][name] == pytest.approx(results[0][1][name], rel=1e-9)

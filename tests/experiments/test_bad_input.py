@@ -108,6 +108,12 @@ def cases() -> list[tuple[str, list[str], str]]:
             with_set("collector.backend=subprocess", "collector.workers=3"),
             r"meta.batch_size: 8 tasks cannot be shared equally by collector.workers=3",
         ),
+        (
+            "step budget on a worker backend",
+            with_set("collector.batch_unit=steps", "collector.backend=subprocess"),
+            r"collector.batch_unit: 'steps' with collector.backend 'subprocess'; .* 'local' backend only",
+        ),
+        ("unknown batch unit", with_set("collector.batch_unit=samples"), r"batch_unit: got 'samples'"),
         ("zero timeout", with_set("collector.timeout_s=0"), r"collector.timeout_s: got 0.0, expected"),
         ("bad start method", with_set("collector.start_method=fork"), r"one of spawn, forkserver"),
         (

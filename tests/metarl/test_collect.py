@@ -159,3 +159,68 @@ def test_disabled_autoreset_is_refused_unless_finished_sub_envs_stay_frozen() ->
     with pytest.raises(ConfigError, match="got DISABLED"):
         VectorCollector(env, 1, 2, 100)
     env.close()
+
+
+def test_step_budget_adds_episodes_by_the_sequential_rule_until_each_task_has_e_times_t_steps() -> None:
+    # horizon 6, E = 2: a budget of 12 steps per task. Episodes of length L: the sequential rule "start
+    # another while short" gives ceil(12 / L) episodes: 2, 6, 3 and 12.
+    collector = make_collector("metarl-test/Countdown-v0", 4, 2, mode="sync", batch_unit="steps")
+    lengths = (6, 2, 4, 1)
+    batch = collector.collect([LengthTask(k) for k in lengths], big_actions, seed=0)
+    assert batch.lengths.shape == (4, 12) and batch.rewards.shape == (4, 6, 12)
+    expected = [[k] * -(-12 // k) + [0] * (12 - -(-12 // k)) for k in lengths]
+    assert batch.lengths.tolist() == expected
+    assert (batch.lengths.sum(dim=1) == 12).all()
+    torch.testing.assert_close(batch.mask.sum(dim=1), batch.lengths.to(torch.float32))
+    # every real episode is a whole one (rewards t + 10 L from t = 0); empty ones are zeros throughout
+    torch.testing.assert_close(batch.rewards[1, :2, 5], torch.tensor([20.0, 21.0]))
+    assert not batch.rewards[0, :, 2:].any() and not batch.observations[0, :, 2:].any()
+    assert collector.pop_stats() == {
+        "collector/unstable_resets": 0.0, "collector/worker_restarts": 0.0,
+        "collector/extra_episodes": 0.0 + 4 + 1 + 10, "collector/budget_short": 0.0,
+    }  # fmt: skip
+
+
+def test_step_budget_is_the_episode_batch_when_no_episode_ends_early() -> None:
+    tasks = [LengthTask(6), LengthTask(6)]
+    collectors = [
+        make_collector("metarl-test/Countdown-v0", 2, 3, mode="sync", batch_unit=unit)
+        for unit in ("episodes", "steps")
+    ]
+    batches = [collector.collect(tasks, big_actions, seed=0) for collector in collectors]
+    for name in ("observations", "actions", "rewards", "mask", "lengths"):
+        assert torch.equal(getattr(batches[0], name), getattr(batches[1], name))
+
+
+def test_mean_returns_leave_out_empty_episodes() -> None:
+    collector = make_collector("metarl-test/Countdown-v0", 2, 2, mode="sync", batch_unit="steps")
+    batch = collector.collect([LengthTask(6), LengthTask(3)], big_actions, seed=0)
+    assert batch.lengths.tolist() == [[6, 6, 0, 0], [3, 3, 3, 3]]
+    # length 6: 60 + ... + 65 = 375; length 3: 30 + 31 + 32 = 93
+    torch.testing.assert_close(batch.mean_returns(), torch.tensor([375.0, 93.0]))
+    assert batch.mean_episode_return() == pytest.approx((2 * 375 + 4 * 93) / 6)
+
+
+def test_fast_mujoco_env_resets_only_the_needed_sub_envs_and_gives_the_sync_env_step_budget_batch() -> None:
+    tasks = [envs.VelocityTask(0.5), envs.VelocityTask(2.5)]
+    batches, extra = [], []
+    for mode in ("auto", "sync"):
+        collector = make_collector("metarl/AntVel-v1", 2, 3, mode, horizon=60, batch_unit="steps")
+        g = torch.Generator().manual_seed(0)
+        batches.append(
+            collector.collect(tasks, lambda o, g=g: 3 * torch.randn(*o.shape[:-1], 8, generator=g), 4)
+        )
+        extra.append(collector.pop_stats()["collector/extra_episodes"])
+        collector.close()
+    fast, sync = batches
+    assert extra[0] == extra[1] > 0, "some ants fall: extra episodes are run"
+    assert (fast.lengths.sum(dim=1) >= 3 * 60).all()
+    torch.testing.assert_close(fast.lengths, sync.lengths)
+    torch.testing.assert_close(fast.mask, sync.mask)
+    torch.testing.assert_close(fast.rewards, sync.rewards, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.observations, sync.observations, rtol=1e-5, atol=1e-4)
+
+
+def test_unknown_batch_unit_is_refused_with_the_field_and_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"batch_unit: 'samples' is not one of \['episodes', 'steps'\]"):
+        make_collector("metarl-test/Countdown-v0", 1, 1, mode="sync", batch_unit="samples")
