@@ -1,17 +1,20 @@
-"""The oracle baseline: a policy that sees its task, trained with stable-baselines3 PPO, evaluated unadapted.
+"""The oracle baseline: a policy that sees its task, trained with PPO or TRPO, evaluated unadapted.
 
-Training runs SB3's PPO on envs that append the task to the observation and draw a new task at every reset
-(the caller builds them, e.g. with ``envs.wrappers.TaskInObservation``), with observations normalised by
-``VecNormalize``. The trained actor is then turned into this package's :class:`GaussianMLPPolicy` (the
-normalisation folded into its first layer), so the oracle is evaluated by the same collector and the same
-evaluation code as MAML, on the same tasks.
+With TRPO (the paper's oracle), :class:`TaskFeatureCollector` gives the learner episodes whose observations
+carry the task, and MAML's training loop trains it. With PPO, SB3's PPO trains on envs that append the task
+to the observation and draw a new task at every reset (the caller builds them, e.g. with
+``envs.wrappers.TaskInObservation``), with observations normalised by ``VecNormalize``; the trained actor is
+then turned into this package's :class:`GaussianMLPPolicy` (the normalisation folded into its first layer).
+Either way the oracle is evaluated by the same collector and the same evaluation code as MAML, on the same
+tasks.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,9 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from metarl.collection import PolicyFn
+from metarl.collection import Collector, PolicyFn
 from metarl.core.functional import Params
-from metarl.core.types import EpisodeBatch
+from metarl.core.types import EpisodeBatch, Task
 
 from .policies import ACTIVATIONS, GaussianMLPPolicy
 
@@ -165,6 +168,79 @@ def train_oracle_ppo(
     return policy_from_ppo(model, obs_rms.mean, obs_rms.var, venv.epsilon)
 
 
+class WithTaskFeatures:
+    """A collector policy that appends each task's features to its observations before acting.
+
+    ``[N, E, D] -> policy([N, E, D + K])``; picklable and sliceable (``select``) when ``policy`` is, so the
+    worker backends can sample it.
+
+    Args:
+        policy: acts on task-augmented observations ``[N, E, D + K]``.
+        features: ``[N, K]``, the features of the ``N`` tasks in order (:func:`envs.wrappers.task_features`).
+    """
+
+    def __init__(self, policy: PolicyFn, features: Tensor) -> None:
+        """See the class docstring."""
+        self.policy = policy
+        self.features = features
+
+    def __call__(self, observations: Tensor) -> Tensor:
+        """``[N, E, D] -> [N, E, act_dim]``."""
+        n, e, _ = observations.shape
+        features = self.features.to(observations.dtype)[:, None, :].expand(n, e, -1)
+        return self.policy(torch.cat([observations, features], dim=-1))
+
+    def select(self, start: int, stop: int) -> WithTaskFeatures:
+        """The policy of tasks ``start..stop-1``."""
+        select = getattr(self.policy, "select", None)
+        if select is None:
+            raise TypeError(f"{type(self.policy).__name__} cannot be cut into task slices (no select)")
+        return WithTaskFeatures(select(start, stop), self.features[start:stop])
+
+
+class TaskFeatureCollector:
+    """A collector whose episodes carry each task's features in their observations (the TRPO oracle's).
+
+    Wraps any :class:`~metarl.collection.Collector`: the policy it is given acts on ``[observation, task
+    features]`` and the batch's observations are ``[N, T, E, D + K]`` (features on real steps, zero on
+    padding), so a learner trains the task-told policy with the same losses as MAML's.
+
+    Args:
+        collector: collects the env's own observations ``[.., D]``.
+        features: ``task -> [K]`` float32, e.g. :func:`envs.wrappers.task_features`.
+        num_features: ``K``.
+    """
+
+    def __init__(
+        self, collector: Collector, features: Callable[[Task], np.ndarray], num_features: int
+    ) -> None:
+        """See the class docstring."""
+        self.collector = collector
+        self.features = features
+        self.num_tasks = collector.num_tasks
+        self.episodes_per_task = collector.episodes_per_task
+        self.horizon = collector.horizon
+        self.obs_dim = collector.obs_dim + num_features
+        self.act_dim = collector.act_dim
+
+    def collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
+        """As the wrapped collector's, with the task's features appended to every real observation."""
+        features = torch.as_tensor(np.stack([self.features(task) for task in tasks]))
+        batch = self.collector.collect(tasks, WithTaskFeatures(policy, features), seed)
+        n, t, e, _ = batch.observations.shape
+        shown = features.to(batch.observations.dtype)[:, None, None, :].expand(n, t, e, -1)
+        observations = torch.cat([batch.observations, shown * batch.mask[..., None]], dim=-1)
+        return dataclasses.replace(batch, observations=observations)
+
+    def pop_stats(self) -> dict[str, float]:
+        """The wrapped collector's counters."""
+        return self.collector.pop_stats()
+
+    def close(self) -> None:
+        """Close the wrapped collector."""
+        self.collector.close()
+
+
 class OracleAdapter:
     """Evaluate a task-conditioned policy through the adaptation-curve interface, without adapting it.
 
@@ -185,14 +261,7 @@ class OracleAdapter:
 
     def policy_fn(self, params: Params, generator: torch.Generator) -> PolicyFn:
         """Append each task's features to its observations ``[N, E, D] -> [N, E, D + K]``, then act."""
-        act = self.learner.policy_fn(params, generator)
-
-        def with_task(observations: Tensor) -> Tensor:
-            n, e, _ = observations.shape
-            features = self.features.to(observations.dtype)[:, None, :].expand(n, e, -1)
-            return act(torch.cat([observations, features], dim=-1))
-
-        return with_task
+        return WithTaskFeatures(self.learner.policy_fn(params, generator), self.features)
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
         """The oracle is not adapted: the parameters come back unchanged."""

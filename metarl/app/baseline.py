@@ -22,7 +22,7 @@ from metarl.training.checkpoints import save_checkpoint
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    """``metarl baseline``: train a baseline (``pretrained``: TRPO, no inner step; ``oracle``: PPO)."""
+    """``metarl baseline``: train a baseline (``pretrained``: TRPO, no inner step; ``oracle``: PPO, TRPO)."""
     args.set = [*(args.set or []), f"method={args.kind}"]
     args.resume, args.device = None, None
     plan = prepare_train(args)
@@ -31,7 +31,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"baseline: data.dataset {config.data.dataset!r} is few-shot; baselines are meta-RL"
         )
-    if args.kind == "pretrained":
+    if args.kind == "pretrained" or config.oracle.algorithm == "trpo":
         return train_run(plan, config)  # a new run: prepare_train got no --resume
     return _train_oracle(config, plan.run_dir)
 

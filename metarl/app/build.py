@@ -16,6 +16,7 @@ from metarl import envs  # noqa: F401  (registers the metarl/* ids)
 from metarl.agents.fewshot_models import FewShotConvNet, FewShotMLP
 from metarl.agents.maml_supervised import SupervisedMAML
 from metarl.agents.maml_trpo import MAMLTRPO
+from metarl.agents.oracle import TaskFeatureCollector
 from metarl.agents.policies import GaussianMLPPolicy
 from metarl.collection import Collector, collector_from_config
 from metarl.config import AnyConfig, FewShotConfig, RLConfig
@@ -82,8 +83,9 @@ def build(config: RLConfig) -> RLBuild:
             f"device: {config.device!r} but torch sees no CUDA device here (torch {torch.__version__}); "
             "use cpu, or a CUDA build of torch on a machine with a GPU"
         )
-    # the pretrained baseline is the same TRPO with no inner step during training
-    inner = dataclasses.replace(config.inner, steps=0) if config.method == "pretrained" else config.inner
+    # the pretrained and TRPO-oracle baselines are the same TRPO with no inner step during training
+    no_inner = config.method in ("pretrained", "oracle")
+    inner = dataclasses.replace(config.inner, steps=0) if no_inner else config.inner
     return RLBuild(distribution, MAMLTRPO(policy, inner, config.meta, config.trpo, config.device))
 
 
@@ -122,6 +124,12 @@ def build_collector(config: RLConfig, num_tasks: int | None = None, episodes: in
         num_tasks or config.meta.batch_size,
         episodes or config.meta.episodes_per_task,
     )
+
+
+def oracle_collector(collector: Collector, distribution: TaskDistribution) -> Collector:
+    """``collector`` with each task's :func:`task_features` appended to the observations (the TRPO oracle)."""
+    size = task_features(distribution.sample_tasks(1, np.random.default_rng(0))[0]).shape[0]
+    return TaskFeatureCollector(collector, task_features, size)
 
 
 def use_local_collector(config: AnyConfig) -> None:

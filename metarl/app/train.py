@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from metarl.app.build import build, build_collector, build_fewshot
+from metarl.app.build import build, build_collector, build_fewshot, oracle_collector
 from metarl.app.evaluate import evaluate_methods
 from metarl.app.resume import TrainPlan, plan_resume
 from metarl.app.runs import load_policy, make_run_dir, misfit, print_summary, run_dir_for
@@ -26,8 +26,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = plan.config
     if isinstance(config, FewShotConfig):
         return train_fewshot_run(plan, config)
-    if config.method == "oracle":
-        raise ConfigError("method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml'")
+    if config.method == "oracle" and not (plan.resume and config.oracle.algorithm == "trpo"):
+        raise ConfigError(
+            "method: 'oracle' runs are trained by 'metarl baseline oracle CONFIG.yaml' (a TRPO oracle's run "
+            "is continued with 'metarl train --resume RUN_DIR')"
+        )
     return train_run(plan, config)
 
 
@@ -61,13 +64,15 @@ def prepare_train(args: argparse.Namespace) -> TrainPlan:
 
 
 def train_run(plan: TrainPlan, config: RLConfig) -> int:
-    """Meta-train (or, for ``method: pretrained``, train without inner steps), then evaluate.
+    """Meta-train (or, for ``method: pretrained`` or a TRPO oracle, train without inner steps), then evaluate.
 
     ``config`` is ``plan.config``, known to be a meta-RL one.
     """
     run_dir = plan.run_dir
     built = build(config)
     collector = build_collector(config)
+    if config.method == "oracle":  # the TRPO oracle: episodes whose observations carry the task
+        collector = oracle_collector(collector, built.distribution)
     if plan.resume:  # a state that does not fit stops here, before the run's files are touched
         try:
             latest = run_dir / "checkpoints" / "latest.pt"

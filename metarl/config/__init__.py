@@ -21,6 +21,7 @@ from metarl.config.choices import (
     FewShotMethod,
     FisherProduct,
     Method,
+    OracleAlgorithm,
     StartMethod,
     Vectorization,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "LoggingConfig",
     "MetaConfig",
     "Method",
+    "OracleAlgorithm",
     "ModelConfig",
     "OracleConfig",
     "PolicyConfig",

@@ -24,6 +24,8 @@ Batching = Literal["auto", "loop", "vmap", "grouped"]
 BatchNormGrad = Literal["auto", "pytorch", "closed_form"]
 #: ``trpo.fisher_product``
 FisherProduct = Literal["jfj", "double_backprop", "closed_form"]
+#: ``oracle.algorithm``: what trains the oracle baseline
+OracleAlgorithm = Literal["ppo", "trpo"]
 #: ``collector.vectorization``
 Vectorization = Literal["auto", "vector_entry_point", "sync", "async"]
 #: ``collector.batch_unit``: what ``meta.episodes_per_task`` counts per task

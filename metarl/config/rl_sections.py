@@ -7,7 +7,15 @@ from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict
 
-from metarl.config.choices import Activation, Backend, BatchUnit, FisherProduct, StartMethod, Vectorization
+from metarl.config.choices import (
+    Activation,
+    Backend,
+    BatchUnit,
+    FisherProduct,
+    OracleAlgorithm,
+    StartMethod,
+    Vectorization,
+)
 from metarl.config.fields import Bool, GrowAt, Int, Number, RayAddress, Sizes, Str, setting
 from metarl.config.sections import STRICT
 
@@ -286,16 +294,31 @@ class CollectorConfig:
 
 @dataclass
 class OracleConfig:
-    """The oracle baseline (`metarl baseline oracle`).
+    """The oracle baseline (`metarl baseline oracle`): a policy told its task, evaluated without adapting.
 
-    The oracle is stable-baselines3 PPO (`MlpPolicy`, actor and critic with `policy.hidden_sizes` and
+    `ppo` (the default): stable-baselines3 PPO (`MlpPolicy`, actor and critic with `policy.hidden_sizes` and
     `policy.activation`, discount `meta.gamma`) on envs wrapped in `metarl.envs.wrappers.TaskInObservation`,
     which appends the task's fields to the observation and draws a new task at every reset. Observations and
     rewards are normalised with `VecNormalize` while training; the normalisation is folded into the first
-    layer when the actor is copied into a `GaussianMLPPolicy`.
+    layer when the actor is copied into a `GaussianMLPPolicy`. The other keys of this section are PPO's.
+
+    `trpo`: the paper's oracle, this package's TRPO (the pretrained baseline's learner: no inner step, the
+    linear baseline, `trpo.*`) on the same policy with the task's fields appended to its observations, on the
+    training loop of `metarl train`: `meta.batch_size` tasks x `meta.episodes_per_task` episodes per
+    iteration for `meta.iterations`, checkpoints, and `metarl train --resume RUN_DIR` to continue.
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = STRICT
+
+    algorithm: Annotated[
+        OracleAlgorithm,
+        setting(
+            "What trains the oracle. `ppo`: stable-baselines3 PPO for `oracle.timesteps` env steps. `trpo`: "
+            "this package's TRPO on the task-augmented policy, `meta.*` and `trpo.*` as in a run (the "
+            "paper's oracle took 20k env steps per iteration: e.g. 10 tasks x 10 episodes of 200 steps).",
+            paper="TRPO, 20k samples per iteration (the paper's oracle)",
+        ),
+    ] = "ppo"
 
     timesteps: Annotated[
         Int,

@@ -202,7 +202,7 @@ def rl_rule_violations(config: RLConfig) -> list[str]:
             "meta-trained by method maml only"
         )
     if config.trpo.fisher_product == "closed_form":
-        steps = 0 if method == "pretrained" else inner.steps
+        steps = 0 if method in ("pretrained", "oracle") else inner.steps
         clashes = [
             f"inner.steps {steps} (at most 1)" if steps > 1 else "",
             "inner.learn_step_size true" if inner.learn_step_size else "",

@@ -65,3 +65,51 @@ def test_oracle_adapter_appends_each_tasks_features_and_never_adapts() -> None:
     expected = learner.policy_fn(params, torch.Generator().manual_seed(1))(expected_input)
     torch.testing.assert_close(actions, expected)
     assert adapter.adapt(params, None, 0.1) is params
+
+
+def test_task_feature_collector_shows_each_task_to_the_policy_and_stores_it_on_real_steps_only() -> None:
+    from metarl import envs
+    from metarl.agents.oracle import TaskFeatureCollector
+    from metarl.collection import make_collector
+    from metarl.envs.wrappers import task_features
+
+    inner = make_collector("metarl/Navigation2D-v0", 2, 3)
+    collector = TaskFeatureCollector(inner, task_features, 2)
+    assert (collector.obs_dim, collector.act_dim) == (inner.obs_dim + 2, inner.act_dim)
+    tasks = [envs.GoalTask(0.3, -0.2), envs.GoalTask(-0.4, 0.1)]
+    seen = []
+
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        seen.append(obs.clone())
+        return torch.full((*obs.shape[:-1], 2), 0.3)  # every episode reaches no goal in a straight line
+
+    batch = collector.collect(tasks, policy, seed=0)
+    plain = make_collector("metarl/Navigation2D-v0", 2, 3).collect(
+        tasks, lambda o: torch.full(o.shape, 0.3), 0
+    )
+    assert seen[0].shape == (2, 3, 4)
+    torch.testing.assert_close(seen[0][1, :, 2:], torch.tensor([[-0.4, 0.1]] * 3))
+    assert batch.observations.shape == (*plain.observations.shape[:3], 4)
+    torch.testing.assert_close(batch.observations[..., :2], plain.observations)
+    shown = torch.tensor([[0.3, -0.2], [-0.4, 0.1]])[:, None, None, :] * plain.mask[..., None]
+    torch.testing.assert_close(batch.observations[..., 2:], shown)
+    torch.testing.assert_close(batch.rewards, plain.rewards)
+
+
+def test_with_task_features_slices_like_the_whole_policy() -> None:
+    from metarl.agents.oracle import WithTaskFeatures
+
+    torch.manual_seed(0)
+    learner = MAMLTRPO(GaussianMLPPolicy(3, 2, (4,), "tanh"), InnerConfig(), MetaConfig(), TRPOConfig())
+    features = torch.tensor([[0.5], [-1.0], [2.0]])
+    params = learner.initial_params(3)
+    obs = torch.randn(3, 2, 2)
+
+    def whole() -> WithTaskFeatures:
+        return WithTaskFeatures(learner.policy_fn(params, torch.Generator().manual_seed(1)), features)
+
+    # a worker holding tasks 1..2 acts on them exactly as the whole policy does
+    torch.testing.assert_close(whole().select(1, 3)(obs[1:]), whole()(obs)[1:])
+    assert not torch.allclose(whole().select(1, 3)(obs[1:]), whole().select(0, 2)(obs[1:]))
+    with pytest.raises(TypeError, match="no select"):
+        WithTaskFeatures(lambda o: o, features).select(0, 1)

@@ -100,3 +100,30 @@ def test_unknown_baseline_kind_is_rejected(capsys) -> None:
         main(["baseline", "maml", QUICK])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_trpo_oracle_trains_on_the_loop_sees_its_task_resumes_and_beats_its_start(tmp_path) -> None:
+    run = tmp_path / "oracle-trpo"
+    sets = [*SMALL, "--set", "oracle.algorithm=trpo", "--set", "meta.batch_size=10", "--set", "seed=3"]
+    assert (
+        main(["baseline", "oracle", QUICK, "--run-dir", str(run), *sets, "--set", "meta.iterations=12"]) == 0
+    )
+    assert (
+        main(
+            ["train", "--resume", str(run), "--set", "meta.iterations=15", "--set", "logging.progress=false"]
+        )
+        == 0
+    )
+    with (run / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 16))
+    assert "inner/return_step1" not in rows[0], "the oracle takes no inner step"
+    returns = [float(r["meta/return_after"]) for r in rows]
+    # told the goal, TRPO improves the navigation return within a few iterations (about -60 -> -12 here)
+    assert sum(returns[-3:]) / 3 > sum(returns[:3]) / 3 + 30
+    summary = json.loads((run / "adaptation.json").read_text())
+    assert list(summary["methods"]) == ["oracle"]
+    import torch
+
+    state = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    assert state["policy"]["body.0.weight"].shape[1] == 2 + 2, "the policy's input: observation and goal"
