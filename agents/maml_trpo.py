@@ -61,7 +61,7 @@ from .policies import (
     gaussian_log_prob,
     task_policy,
 )
-from .sampling import detached_inner_step, sample_meta_batch
+from .sampling import detached_inner_step, episode_metrics, sample_meta_batch
 from .task_map import mean_loss_and_gradient, mean_objective, task_maps, to_device, vjp
 
 #: ``(observations [T, E, D], actions [T, E, A], advantages [T, E], mask [T, E])`` of one task; with
@@ -387,14 +387,12 @@ class MAMLTRPO:
         grown, self.kl_ratios = subsample.watched_kl_ratios(fraction, ratios, result.full_step_kl, self.trpo)
         if grown > fraction:
             self.grown_subsample = grown
-        batches = (*meta_batch.support, meta_batch.query)
-        returns = [b.mean_episode_return() for b in batches]
+        episodes = episode_metrics((*meta_batch.support, meta_batch.query))
+        returns = {k: episodes.pop(k) for k in ("meta/return_before", "meta/return_after")}
         return {
-            "meta/return_before": returns[0],
-            "meta/return_after": returns[-1],
+            **returns,
             **trpo_metrics(loss_before, grad, theta, result, fraction),
             "policy/std_mean": self.policy.log_std.exp().mean().item(),
-            "meta/env_steps": float(sum(b.lengths.sum() for b in batches)),
-            **{f"inner/return_step{k}": r for k, r in enumerate(returns)},
+            **episodes,
             **meta_sgd.step_size_metrics(self.step_sizes),
         }

@@ -14,7 +14,7 @@ import torch
 
 from metarl.collection import Collector
 from metarl.core.functional import InnerLoss, Params, StepSize, inner_step
-from metarl.core.types import Adapter, MetaBatch, Task
+from metarl.core.types import Adapter, EpisodeBatch, MetaBatch, Task
 
 
 def detached_inner_step(loss_fn: InnerLoss, params: Params, data: tuple, step_size: StepSize) -> Params:
@@ -57,3 +57,24 @@ def sample_meta_batch(
     query = collector.collect(tasks, learner.policy_fn(params, generator), seed=int(rng.integers(2**31)))
     timings = {"time/sampling": sampling + time.perf_counter() - start, "time/adaptation": adaptation}
     return MetaBatch(list(tasks), tuple(supports), query, timings)
+
+
+def episode_metrics(batches: Sequence[EpisodeBatch]) -> dict[str, float]:
+    """Returns (and success rates, for envs that report success) of a meta-batch's batches, in step order.
+
+    ``meta/return_before`` and ``meta/return_after``: the mean return of the first (unadapted) and the last
+    batch's real episodes, ``inner/return_step{k}`` each batch's; ``meta/success_*`` and
+    ``inner/success_step{k}`` likewise; ``meta/env_steps``: the steps of every batch.
+    """
+    returns = [b.mean_episode_return() for b in batches]
+    metrics = {
+        "meta/return_before": returns[0],
+        "meta/return_after": returns[-1],
+        "meta/env_steps": float(sum(b.lengths.sum() for b in batches)),
+        **{f"inner/return_step{k}": r for k, r in enumerate(returns)},
+    }
+    successes = [rate for b in batches if (rate := b.success_rate()) is not None]
+    if len(successes) == len(batches):
+        metrics["meta/success_before"], metrics["meta/success_after"] = successes[0], successes[-1]
+        metrics.update({f"inner/success_step{k}": s for k, s in enumerate(successes)})
+    return metrics

@@ -11,10 +11,12 @@ import warnings
 
 import gymnasium as gym
 
+from .metaworld import BENCHMARKS, ENV_NAMES, HORIZON
+
 NAMESPACE = "metarl"
 
 #: id -> (entry point, vector entry point or None, max_episode_steps, keyword arguments of both)
-ENV_SPECS: dict[str, tuple[str, str | None, int, dict[str, int | bool]]] = {
+ENV_SPECS: dict[str, tuple[str, str | None, int, dict[str, int | bool | str]]] = {
     "metarl/Navigation2D-v0": (
         "metarl.envs.navigation:Navigation2DEnv",
         "metarl.envs.navigation:Navigation2DVectorEnv",
@@ -60,6 +62,19 @@ for _name, _factory in _V2_TASKS:
         f"metarl.envs.mujoco.vector:make_{_factory}",
         200,
         {"frame_skip": 2, "original_model": True, "original_start_noise": True},
+    )
+# Meta-World (the optional `metaworld` extra, envs/metaworld.py): ML1 of each environment, ML10 and ML45.
+# Registered without the package, so that using one without it names the install command.
+for _env_name in ENV_NAMES:
+    ENV_SPECS[f"metarl/ML1-{_env_name}"] = (
+        "metarl.envs.metaworld:MetaWorldEnv", None, HORIZON, {"benchmark": "ML1", "env_name": _env_name}
+    )  # fmt: skip
+for _benchmark in BENCHMARKS[1:]:
+    ENV_SPECS[f"metarl/{_benchmark}-v3"] = (
+        "metarl.envs.metaworld:MetaWorldEnv",
+        None,
+        HORIZON,
+        {"benchmark": _benchmark},
     )
 
 

@@ -33,7 +33,8 @@ def task_slice(meta_batch: MetaBatch, tasks: slice) -> MetaBatch:
     """The meta-batch of the tasks in ``tasks`` (advantages are normalised per task: nothing else moves)."""
 
     def cut(batch: EpisodeBatch) -> EpisodeBatch:
-        return EpisodeBatch(**{f.name: getattr(batch, f.name)[tasks] for f in dataclasses.fields(batch)})
+        sliced = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+        return EpisodeBatch(**{name: None if x is None else x[tasks] for name, x in sliced.items()})
 
     supports = tuple(cut(b) for b in meta_batch.support)
     return MetaBatch(meta_batch.tasks[tasks], supports, cut(meta_batch.query))

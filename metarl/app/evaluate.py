@@ -18,6 +18,7 @@ from metarl.app.runs import load_policy, output_path, print_summary
 from metarl.config import FewShotConfig, RLConfig, config_from_dict, config_to_dict, inner_step_sizes
 from metarl.core.errors import ConfigError
 from metarl.core.seeding import evaluation_generators
+from metarl.core.tasks import sample_test_tasks
 from metarl.core.types import Adapter, Task
 from metarl.envs.wrappers import task_features
 from metarl.evaluation import (
@@ -137,7 +138,7 @@ def evaluate_methods(
 
     def curve_of(adapter: Adapter, step_sizes: list[float]) -> Curve:
         rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
-        tasks = built.distribution.sample_tasks(config.evaluation.tasks, rng)
+        tasks = sample_test_tasks(built.distribution, config.evaluation.tasks, rng)
         if config.method == "oracle" and adapter is built.learner:
             features = torch.as_tensor(np.stack([task_features(t) for t in tasks]))
             adapter = OracleAdapter(built.learner, features)

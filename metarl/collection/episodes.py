@@ -11,8 +11,11 @@ import torch
 
 from metarl.core.types import EpisodeBatch
 
-#: ``observations``, ``actions``, ``rewards``, ``mask`` ``[T, N*E, ...]`` and ``lengths`` ``[N*E]``
+#: ``observations``, ``actions``, ``rewards``, ``mask`` ``[T, N*E, ...]``; per episode ``lengths`` ``[N*E]``
+#: (and ``successes`` ``[N*E]`` for envs that report success)
 Round = dict[str, np.ndarray]
+#: the arrays of a round with one value per episode, not per step
+PER_EPISODE = ("lengths", "successes")
 
 
 def episodes_still_needed(steps: np.ndarray, episodes: int, horizon: int) -> np.ndarray:
@@ -33,13 +36,13 @@ def episodes_still_needed(steps: np.ndarray, episodes: int, horizon: int) -> np.
 
 
 def task_major(rounds: list[Round], n: int, e: int) -> dict[str, np.ndarray]:
-    """Rounds ``[T, N*E, ...]`` -> ``[N, T, R*E, ...]`` (lengths ``[N, R*E]``).
+    """Rounds ``[T, N*E, ...]`` -> ``[N, T, R*E, ...]`` (per-episode arrays ``[N, R*E]``).
 
     Round ``r``'s episodes take slots ``r*E .. r*E+E-1`` of each task.
     """
     out = {}
     for name in rounds[0]:
-        if name == "lengths":
+        if name in PER_EPISODE:
             out[name] = np.concatenate([r[name].reshape(n, e) for r in rounds], axis=1)
         else:
             parts = [r[name].reshape(len(r[name]), n, e, *r[name].shape[2:]) for r in rounds]
@@ -56,10 +59,9 @@ def pack_episodes(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     widest = int(real.sum(axis=1).max())
     index = np.argsort(~real, axis=1, kind="stable")[:, :widest]  # real slots first, in slot order
     rows = np.arange(real.shape[0])[:, None]
-    out = {"lengths": batch["lengths"][rows, index]}
+    out = {}
     for name, x in batch.items():
-        if name != "lengths":
-            out[name] = x.swapaxes(1, 2)[rows, index].swapaxes(1, 2)
+        out[name] = x[rows, index] if name in PER_EPISODE else x.swapaxes(1, 2)[rows, index].swapaxes(1, 2)
     return out
 
 

@@ -73,8 +73,8 @@ class RayWorker:
     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Episodes of ``tasks`` (tasks ``start..stop-1`` of the meta-batch) as numpy arrays, and counters."""
         batch = self.collector.collect(tasks, policy.select(start, stop), seed)
-        fields = ("observations", "actions", "rewards", "mask", "lengths")
-        arrays = {name: getattr(batch, name).numpy() for name in fields}
+        fields = ("observations", "actions", "rewards", "mask", "lengths", "successes")
+        arrays = {name: getattr(batch, name).numpy() for name in fields if getattr(batch, name) is not None}
         return arrays, self.collector.pop_stats()
 
 

@@ -72,7 +72,8 @@ class RemoteCollector(abc.ABC):
         self.spec = spec
         self.num_tasks = num_tasks
         self.episodes_per_task = spec.episodes_per_task
-        self.obs_dim, self.act_dim, self.horizon = spec.spaces()
+        self.obs_dim, self.act_dim, self.horizon, self.reports_success = spec.env_facts()
+        self.fields = FIELDS + (("successes",) if self.reports_success else ())
         parts = np.array_split(np.arange(num_tasks), min(workers, num_tasks))
         self.slices = [(int(p[0]), int(p[-1]) + 1) for p in parts]
         self.timeout_s = float(timeout_s)
@@ -115,13 +116,16 @@ class RemoteCollector(abc.ABC):
         """Shapes and dtypes of worker ``k``'s slice ``[n_k, T, E, ...]``."""
         lo, hi = self.slices[k]
         n, t, e = hi - lo, self.horizon, self.episodes_per_task
-        return {
+        layout: Layout = {
             "observations": ((n, t, e, self.obs_dim), "float32"),
             "actions": ((n, t, e, self.act_dim), "float32"),
             "rewards": ((n, t, e), "float32"),
             "mask": ((n, t, e), "float32"),
             "lengths": ((n, e), "int64"),
         }
+        if self.reports_success:
+            layout["successes"] = ((n, e), "float32")
+        return layout
 
     def collect(self, tasks: Sequence[Task], policy: PolicyFn, seed: int) -> EpisodeBatch:
         """As ``VectorCollector.collect``, spread over the workers; ``policy`` must have ``select``.
@@ -166,7 +170,7 @@ class RemoteCollector(abc.ABC):
         return EpisodeBatch(
             **{
                 name: torch.from_numpy(np.concatenate([results[k][name] for k in sorted(results)]))
-                for name in FIELDS
+                for name in self.fields
             }
         )
 

@@ -39,7 +39,7 @@ from torch import Tensor
 from metarl.collection.episodes import episode_batch, episodes_still_needed, pack_episodes, task_major
 from metarl.config.choices import BatchUnit, Vectorization
 from metarl.core.errors import ConfigError
-from metarl.core.tasks import check_env_id, import_task_modules
+from metarl.core.tasks import check_env_id, import_task_modules, make_env
 from metarl.core.types import EpisodeBatch, Task
 
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
@@ -113,10 +113,12 @@ def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv
         kwargs: dict[str, Any] = (
             {"autoreset_mode": AutoresetMode.DISABLED} if _takes_autoreset_mode(creator) else {}
         )
+    else:
+        kwargs = {"vector_kwargs": {"autoreset_mode": AutoresetMode.SAME_STEP}}
+    try:
         return gym.make_vec(env_id, num_envs, vectorization_mode=mode, **kwargs)
-    return gym.make_vec(
-        env_id, num_envs, vectorization_mode=mode, vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
-    )
+    except ImportError as exc:  # an env's optional package (e.g. Meta-World) is missing
+        raise ConfigError(f"env.id: {env_id!r} cannot be built: {exc}") from None
 
 
 def _flat_size(space: gym.Space) -> int:
@@ -211,6 +213,8 @@ class VectorCollector:
         self.obs_dim = _flat_size(env.single_observation_space)
         self.act_dim = _flat_size(space)
         self.batch_unit = batch_unit
+        #: episodes record ``info["success"]`` (any step) as :attr:`EpisodeBatch.successes`
+        self.reports_success = bool(env.metadata.get("reports_success", False))
         # a sub-env that is not reset stays finished and costs nothing (the fast MuJoCo envs); elsewhere an
         # extra round resets every sub-env and ignores those it does not need
         self._masked_resets = disabled
@@ -295,6 +299,7 @@ class VectorCollector:
         actions = np.zeros((horizon, n * e, self.act_dim), dtype=np.float32)
         rewards = np.zeros((horizon, n * e), dtype=np.float32)
         mask = np.zeros((horizon, n * e), dtype=np.float32)
+        succeeded = np.zeros(n * e, dtype=bool)
         alive = active.copy()
         for t in range(horizon):
             # finished rows are padding: zeros, whatever the env returns for them (a frozen last
@@ -305,6 +310,10 @@ class VectorCollector:
             mask[t] = alive
             obs, reward, terminated, truncated, info = self.env.step(self.env_actions(action))
             rewards[t] = np.where(alive, reward, 0.0)
+            if self.reports_success and "success" in info:
+                succeeded |= (
+                    (np.asarray(info["success"], dtype=float) > 0) & info.get("_success", True) & alive
+                )
             if "unstable" in info:
                 unstable = np.asarray(info["unstable"], dtype=bool) & info.get("_unstable", True) & alive
                 self._unstable_resets += int(unstable.sum())
@@ -312,9 +321,11 @@ class VectorCollector:
             alive &= ~(terminated | truncated)
             if not alive.any():
                 break
-        lengths = mask.sum(axis=0).astype(np.int64)
-        return {"observations": observations, "actions": actions, "rewards": rewards, "mask": mask,
-                "lengths": lengths}  # fmt: skip
+        batch = {"observations": observations, "actions": actions, "rewards": rewards, "mask": mask,
+                 "lengths": mask.sum(axis=0).astype(np.int64)}  # fmt: skip
+        if self.reports_success:
+            batch["successes"] = succeeded.astype(np.float32)
+        return batch
 
     def close(self) -> None:
         """Close the vector env."""
@@ -352,15 +363,20 @@ class CollectorSpec:
 
     def spaces(self) -> tuple[int, int, int]:
         """``(obs_dim, act_dim, horizon)`` of ``env_id``, read from one single env."""
+        return self.env_facts()[:3]  # type: ignore[return-value]
+
+    def env_facts(self) -> tuple[int, int, int, bool]:
+        """``(obs_dim, act_dim, horizon, reports_success)`` of ``env_id``, read from one single env."""
         import_task_modules(list(self.imports))
         check_env_id(self.env_id)
         horizon = gym.spec(self.env_id).max_episode_steps
         if horizon is None:
             raise ConfigError(f"env.id: {self.env_id!r} has no max_episode_steps; the collector needs one")
-        env = gym.make(self.env_id)
-        dims = (_flat_size(env.observation_space), _flat_size(env.action_space))
+        env = make_env(self.env_id)
+        facts = (_flat_size(env.observation_space), _flat_size(env.action_space), horizon)
+        reports_success = bool(env.metadata.get("reports_success", False))
         env.close()
-        return (*dims, horizon)
+        return (*facts, reports_success)
 
 
 def make_collector(

@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -17,11 +17,22 @@ from metarl.core.types import Task
 
 @runtime_checkable
 class TaskDistribution(Protocol):
-    """Anything with ``sample_tasks(n, rng)`` that draws tasks with the given generator only."""
+    """Anything with ``sample_tasks(n, rng)`` that draws tasks with the given generator only.
+
+    A distribution with held-out test tasks (Meta-World's) also has ``sample_test_tasks(n, rng)``, which the
+    evaluation draws from (:func:`sample_test_tasks`); the others are evaluated on new draws of
+    ``sample_tasks``.
+    """
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         """Draw ``n`` tasks using ``rng`` alone."""
         ...
+
+
+def sample_test_tasks(distribution: TaskDistribution, n: int, rng: np.random.Generator) -> list[Task]:
+    """``n`` tasks to evaluate on: the distribution's ``sample_test_tasks`` where it has held-out ones."""
+    held_out = getattr(distribution, "sample_test_tasks", None)
+    return held_out(n, rng) if callable(held_out) else distribution.sample_tasks(n, rng)
 
 
 def import_task_modules(imports: list[str]) -> None:
@@ -63,14 +74,27 @@ def check_env_id(env_id: str) -> None:
         )
 
 
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make(env_id)``, with an env's missing optional package as a one-line :class:`ConfigError`.
+
+    Raises:
+        ConfigError: the id is unknown, or its env needs a package that is not installed (the env's
+            ``ImportError`` message says which, e.g. Meta-World's install command).
+    """
+    check_env_id(env_id)
+    try:
+        return gym.make(env_id, **kwargs)
+    except ImportError as exc:
+        raise ConfigError(f"env.id: {env_id!r} cannot be built: {exc}") from None
+
+
 def make_task_distribution(env_id: str) -> TaskDistribution:
     """Build one env of ``env_id`` and return its unwrapped env, which samples tasks.
 
     Raises:
         ConfigError: if the id is unknown or the env cannot sample tasks.
     """
-    check_env_id(env_id)
-    env = gym.make(env_id).unwrapped
+    env = make_env(env_id).unwrapped
     if not isinstance(env, TaskDistribution):
         raise ConfigError(f"env.id: {env_id!r} is not a task distribution (it has no sample_tasks(n, rng))")
     return env

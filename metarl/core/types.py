@@ -13,7 +13,7 @@ Axis order everywhere: task ``N``, time ``T``, parallel episodes ``E``, then fea
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -34,6 +34,8 @@ class EpisodeBatch:
         rewards: ``[N, T, E]`` float32.
         mask: ``[N, T, E]`` float32, 1 for real steps.
         lengths: ``[N, E]`` int64, the number of real steps of each episode.
+        successes: ``[N, E]`` float32, 1 for an episode that solved its task at some step (envs whose
+            metadata says ``reports_success``, e.g. Meta-World's); ``None`` for envs without success.
     """
 
     observations: Tensor
@@ -41,6 +43,7 @@ class EpisodeBatch:
     rewards: Tensor
     mask: Tensor
     lengths: Tensor
+    successes: Tensor | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -76,9 +79,26 @@ class EpisodeBatch:
         """Mean undiscounted return over every real episode of the batch (empty ones left out)."""
         return self.episode_returns()[self.lengths > 0].mean().item()
 
+    def success_rate(self) -> float | None:
+        """The fraction of real episodes that succeeded (``None`` without ``successes``)."""
+        if self.successes is None:
+            return None
+        return self.successes[self.lengths > 0].mean().item()
+
+    def task_success_rates(self) -> Tensor | None:
+        """``[N]``: each task's fraction of real episodes that succeeded (``None`` without ``successes``)."""
+        if self.successes is None:
+            return None
+        real = (self.lengths > 0).to(self.successes.dtype)
+        return (self.successes * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
+
     def to(self, device: torch.device | str) -> EpisodeBatch:
         """Copy every tensor to ``device``."""
-        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        successes = None if self.successes is None else self.successes.to(device)
+        return EpisodeBatch(
+            self.observations.to(device), self.actions.to(device), self.rewards.to(device),
+            self.mask.to(device), self.lengths.to(device), successes,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

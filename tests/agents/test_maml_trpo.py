@@ -284,7 +284,8 @@ def test_meta_update_on_cuda_equals_cpu(fisher_product: str) -> None:
 
 
 def first_tasks(batch: EpisodeBatch, k: int) -> EpisodeBatch:
-    return EpisodeBatch(*(getattr(batch, f.name)[:k] for f in dataclasses.fields(batch)))
+    sliced = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    return EpisodeBatch(**{name: None if x is None else x[:k] for name, x in sliced.items()})
 
 
 @pytest.mark.parametrize("steps", [1, 2])
@@ -457,3 +458,13 @@ def test_empty_padding_episodes_change_neither_meta_gradient_nor_trpo_step(fishe
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-9, atol=1e-11)
     for name in ("meta/return_before", "meta/return_after", "meta/env_steps", "trpo/ls_steps"):
         assert results[1][1][name] == pytest.approx(results[0][1][name], rel=1e-9)
+
+
+def test_step_reports_success_rates_before_and_after_adaptation_for_batches_that_carry_them() -> None:
+    mb = meta_batch()
+    assert not any(k.startswith(("meta/success", "inner/success")) for k in make_learner().step(mb))
+    support = dataclasses.replace(mb.support[0], successes=torch.tensor([[1.0, 0, 0, 0]] * N))
+    query = dataclasses.replace(mb.query, successes=torch.tensor([[1.0, 1, 0, 0]] * N))
+    metrics = make_learner().step(MetaBatch(mb.tasks, (support,), query))
+    assert metrics["meta/success_before"] == pytest.approx(0.25) == metrics["inner/success_step0"]
+    assert metrics["meta/success_after"] == pytest.approx(0.5) == metrics["inner/success_step1"]

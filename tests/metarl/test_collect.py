@@ -224,3 +224,38 @@ def test_fast_mujoco_env_resets_only_the_needed_sub_envs_and_gives_the_sync_env_
 def test_unknown_batch_unit_is_refused_with_the_field_and_the_choices() -> None:
     with pytest.raises(ConfigError, match=r"batch_unit: 'samples' is not one of \['episodes', 'steps'\]"):
         make_collector("metarl-test/Countdown-v0", 1, 1, mode="sync", batch_unit="samples")
+
+
+def test_episodes_of_an_env_that_reports_success_record_whether_any_step_succeeded() -> None:
+    import success_envs
+
+    collector = make_collector("metarl-test/Reach1D-v0", 3, 2, mode="sync")
+    assert collector.reports_success
+    # one unit per step: goals 3.2 and -2.9 are reached at steps 3 (+1) and 3 (-1); 9.7 is never within 0.5
+    tasks = [success_envs.Goal1D(3.2), success_envs.Goal1D(-2.9), success_envs.Goal1D(9.7 + 1)]
+
+    def toward_goal(obs: torch.Tensor) -> torch.Tensor:
+        direction = torch.tensor([1.0, -1.0, 0.1])[:, None, None]
+        return direction.expand(*obs.shape[:-1], 1)
+
+    batch = collector.collect(tasks, toward_goal, seed=0)
+    assert batch.successes is not None and batch.successes.tolist() == [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    assert batch.success_rate() == pytest.approx(2 / 3)
+    torch.testing.assert_close(batch.task_success_rates(), torch.tensor([1.0, 1.0, 0.0]))
+    assert (
+        make_collector("metarl-test/Countdown-v0", 1, 1, mode="sync")
+        .collect([LengthTask(2)], big_actions, 0)
+        .successes
+        is None
+    ), "an env that does not report success gives no successes"
+
+
+def test_step_budget_keeps_each_episodes_success_with_it() -> None:
+    import success_envs
+
+    collector = make_collector("metarl-test/Reach1D-v0", 2, 2, mode="sync", batch_unit="steps")
+    batch = collector.collect(
+        [success_envs.Goal1D(2.0), success_envs.Goal1D(-8.0)], lambda o: torch.ones(*o.shape), 0
+    )
+    assert batch.lengths.tolist() == [[10, 10], [10, 10]]  # no episode ends early: no extra episodes
+    assert batch.successes.tolist() == [[1.0, 1.0], [0.0, 0.0]]

@@ -79,6 +79,23 @@ def test_subprocess_returns_the_local_batch() -> None:
         collector.close()
 
 
+@pytest.mark.parametrize("backend", ["subprocess", pytest.param("ray", marks=needs_ray)])
+def test_worker_backends_return_the_local_successes_of_an_env_that_reports_them(backend: str) -> None:
+    from success_envs import Goal1D
+
+    spec = CollectorSpec("metarl-test/Reach1D-v0", E, imports=("success_envs",))
+    tasks = [Goal1D(g) for g in (0.3, -0.2, 4.0, 0.1)]
+    expected = local_batch(spec, tasks)
+    assert expected.successes is not None and 0 < expected.success_rate() < 1
+    collector = remote(backend, spec)
+    try:
+        batch = collector.collect(tasks, task_policy(1, 1), seed=11)
+        assert_same_batch(batch, expected)
+        assert torch.equal(batch.successes, expected.successes)
+    finally:
+        collector.close()
+
+
 def test_forkserver_and_any_number_of_workers_give_the_same_batch() -> None:
     tasks = nav_tasks()
     expected = local_batch(NAV, tasks)

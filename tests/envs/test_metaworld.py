@@ -1,0 +1,134 @@
+"""Meta-World's ML1, ML10 and ML45 as task distributions (with the extra), and the error without it."""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from metarl import envs  # noqa: F401  (registers the ids)
+from metarl.cli import main
+from metarl.envs.metaworld import ENV_NAMES, HORIZON, MetaWorldTask
+
+HAS_METAWORLD = importlib.util.find_spec("metaworld") is not None
+
+
+def test_every_benchmark_id_is_registered_with_meta_worlds_episode_length() -> None:
+    ids = [f"metarl/ML1-{name}" for name in ENV_NAMES] + ["metarl/ML10-v3", "metarl/ML45-v3"]
+    assert len(set(ids)) == 52
+    for env_id in ids:
+        assert gym.spec(env_id).max_episode_steps == HORIZON == 500
+
+
+@pytest.mark.skipif(HAS_METAWORLD, reason="metaworld is installed: the missing-extra error cannot happen")
+def test_a_meta_world_id_without_the_extra_is_a_one_line_error_naming_the_install_command(
+    tmp_path, capsys
+) -> None:
+    args = ["train", "experiments/navigation2d-quick.yaml", "--run-dir", str(tmp_path / "r")]
+    assert main([*args, "--set", "env.id=metarl/ML1-reach-v3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "env.id: 'metarl/ML1-reach-v3'" in err[0] and 'pip install -e ".[metaworld]"' in err[0]
+    assert not (tmp_path / "r").exists(), "nothing is written for a config that cannot run"
+
+
+def test_an_unknown_meta_world_name_suggests_the_closest(tmp_path, capsys) -> None:
+    args = ["train", "experiments/navigation2d-quick.yaml", "--run-dir", str(tmp_path / "r")]
+    assert main([*args, "--set", "env.id=metarl/ML1-rech-v3"]) == 2
+    assert "did you mean 'metarl/ML1-reach-v3'" in capsys.readouterr().err
+
+
+@pytest.mark.metaworld
+@pytest.mark.skipif(not HAS_METAWORLD, reason='metaworld is not installed (pip install -e ".[metaworld]")')
+class TestWithMetaWorld:
+    def test_the_names_are_meta_worlds_v3_environments(self) -> None:
+        import metaworld
+
+        assert set(ENV_NAMES) == set(metaworld.ALL_V3_ENVIRONMENTS)
+
+    def test_ml1_train_and_test_goals_are_disjoint_and_drawn_from_the_generator_alone(self) -> None:
+        env = gym.make("metarl/ML1-reach-v3").unwrapped
+        train = env.sample_tasks(30, np.random.default_rng(0))
+        test = env.sample_test_tasks(30, np.random.default_rng(0))
+        assert {t.split for t in train} == {"train"} and {t.split for t in test} == {"test"}
+        assert {t.env_name for t in train + test} == {"reach-v3"}
+        assert not {t.data for t in train} & {t.data for t in test}, "no test goal is a training goal"
+        assert train == env.sample_tasks(30, np.random.default_rng(0))
+        assert pickle.loads(pickle.dumps(train[0])) == train[0]
+
+    def test_stepping_a_task_equals_meta_worlds_own_environment(self) -> None:
+        import metaworld
+
+        env = gym.make("metarl/ML1-push-v3")
+        task = env.unwrapped.sample_tasks(1, np.random.default_rng(1))[0]
+        env.unwrapped.task = task
+        theirs = metaworld.ML1("push-v3", seed=0)
+        own = theirs.train_classes["push-v3"]()
+        own.set_task(theirs.train_tasks[task.index])
+        obs, _ = env.reset(seed=5)
+        expected, _ = own.reset(seed=5)
+        np.testing.assert_allclose(obs, expected)
+        rng = np.random.default_rng(2)
+        for _ in range(20):
+            action = rng.uniform(-1, 1, 4).astype(np.float32)
+            obs, reward, _, _, info = env.step(action)
+            expected, expected_reward, _, _, expected_info = own.step(action)
+            np.testing.assert_allclose(obs, expected)
+            assert reward == pytest.approx(expected_reward) and info["success"] == expected_info["success"]
+
+    def test_an_episode_ends_at_500_steps(self) -> None:
+        env = gym.make("metarl/ML1-reach-v3")
+        env.unwrapped.task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
+        env.reset(seed=0)
+        for t in range(HORIZON):
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            assert not terminated and truncated == (t == HORIZON - 1)
+
+    def test_ml10_draws_from_ten_training_and_five_test_environments_and_switches_between_them(self) -> None:
+        env = gym.make("metarl/ML10-v3")
+        train = env.unwrapped.sample_tasks(200, np.random.default_rng(0))
+        test = env.unwrapped.sample_test_tasks(100, np.random.default_rng(0))
+        assert len({t.env_name for t in train}) == 10 and len({t.env_name for t in test}) == 5
+        assert not {t.env_name for t in train} & {t.env_name for t in test}
+        for task in (train[0], test[0], train[1]):
+            env.unwrapped.task = task
+            obs, _ = env.reset(seed=0)
+            assert obs.shape == (39,)
+            env.step(env.action_space.sample())
+
+    def test_the_collector_records_meta_world_successes(self) -> None:
+        import torch
+
+        from metarl.collection import make_collector
+
+        collector = make_collector("metarl/ML1-reach-v3", 2, 2, mode="sync", horizon=50)
+        tasks = gym.make("metarl/ML1-reach-v3").unwrapped.sample_tasks(2, np.random.default_rng(0))
+        batch = collector.collect(tasks, lambda o: torch.zeros(*o.shape[:-1], 4), seed=0)
+        assert batch.observations.shape == (2, 50, 2, 39) and batch.successes is not None
+        assert batch.successes.shape == (2, 2)
+        collector.close()
+
+    def test_a_task_of_another_environment_is_refused_by_ml1(self) -> None:
+        env = gym.make("metarl/ML1-reach-v3").unwrapped
+        with pytest.raises(ValueError, match="ML1 of 'reach-v3'"):
+            env.task = MetaWorldTask("push-v3", "train", 0, b"")
+
+
+def test_evaluation_draws_a_distributions_held_out_tasks_where_it_has_them() -> None:
+    from metarl.core.tasks import sample_test_tasks
+
+    class WithTestSplit:
+        def sample_tasks(self, n, rng):
+            return [("train", float(x)) for x in rng.uniform(size=n)]
+
+        def sample_test_tasks(self, n, rng):
+            return [("test", float(x)) for x in rng.uniform(size=n)]
+
+    class WithoutTestSplit(WithTestSplit):
+        sample_test_tasks = None
+
+    assert {s for s, _ in sample_test_tasks(WithTestSplit(), 5, np.random.default_rng(0))} == {"test"}
+    assert {s for s, _ in sample_test_tasks(WithoutTestSplit(), 5, np.random.default_rng(0))} == {"train"}
