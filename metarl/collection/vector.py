@@ -39,7 +39,7 @@ from torch import Tensor
 from metarl.collection.episodes import episode_batch, episodes_still_needed, pack_episodes, task_major
 from metarl.config.choices import BatchUnit, Vectorization
 from metarl.core.errors import ConfigError
-from metarl.core.tasks import check_env_id, import_task_modules, make_env
+from metarl.core.tasks import check_env_id, import_task_modules, make_env, unbuildable
 from metarl.core.types import EpisodeBatch, Task
 
 #: ``observations [N, E, obs_dim] -> actions [N, E, act_dim]``
@@ -118,7 +118,7 @@ def make_vector_env(env_id: str, num_envs: int, mode: str = "auto") -> VectorEnv
     try:
         return gym.make_vec(env_id, num_envs, vectorization_mode=mode, **kwargs)
     except ImportError as exc:  # an env's optional package (e.g. Meta-World) is missing
-        raise ConfigError(f"env.id: {env_id!r} cannot be built: {exc}") from None
+        raise unbuildable(env_id, exc) from None
 
 
 def _flat_size(space: gym.Space) -> int:
@@ -360,10 +360,6 @@ class CollectorSpec:
             self.env_id, num_tasks, self.episodes_per_task, self.vectorization,
             rescale_actions=self.rescale_actions, batch_unit=self.batch_unit,
         )  # fmt: skip
-
-    def spaces(self) -> tuple[int, int, int]:
-        """``(obs_dim, act_dim, horizon)`` of ``env_id``, read from one single env."""
-        return self.env_facts()[:3]  # type: ignore[return-value]
 
     def env_facts(self) -> tuple[int, int, int, bool]:
         """``(obs_dim, act_dim, horizon, reports_success)`` of ``env_id``, read from one single env."""

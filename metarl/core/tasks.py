@@ -74,6 +74,11 @@ def check_env_id(env_id: str) -> None:
         )
 
 
+def unbuildable(env_id: str, exc: ImportError) -> ConfigError:
+    """The one-line error for an env whose optional package is missing (its message names the install)."""
+    return ConfigError(f"env.id: {env_id!r} cannot be built: {exc}")
+
+
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make(env_id)``, with an env's missing optional package as a one-line :class:`ConfigError`.
 
@@ -85,7 +90,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     try:
         return gym.make(env_id, **kwargs)
     except ImportError as exc:
-        raise ConfigError(f"env.id: {env_id!r} cannot be built: {exc}") from None
+        raise unbuildable(env_id, exc) from None
 
 
 def make_task_distribution(env_id: str) -> TaskDistribution:
