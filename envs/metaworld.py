@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -74,6 +75,10 @@ class MetaWorldTask:
     index: int
     data: bytes = dataclasses.field(repr=False)
 
+    def describe(self) -> dict[str, Any]:
+        """Its ``adaptation.csv`` columns: environment, split and goal index (not the pickled data)."""
+        return {"env": self.env_name, "split": self.split, "goal": self.index}
+
 
 def _metaworld() -> Any:
     try:
@@ -95,6 +100,20 @@ def benchmark_tasks(benchmark: str, env_name: str | None) -> dict[str, tuple[Met
         split: tuple(MetaWorldTask(t.env_name, split, i, t.data) for i, t in enumerate(tasks))
         for split, tasks in (("train", built.train_tasks), ("test", built.test_tasks))
     }
+
+
+def balanced_draw(tasks: Sequence[MetaWorldTask], n: int, rng: np.random.Generator) -> list[MetaWorldTask]:
+    """``n`` of ``tasks``, every one once before any repeats.
+
+    Environments take turns (in order of first appearance), each one's goals in an order drawn with ``rng``.
+    """
+    by_env: dict[str, list[MetaWorldTask]] = {}
+    for task in tasks:
+        by_env.setdefault(task.env_name, []).append(task)
+    orders = [[goals[int(i)] for i in rng.permutation(len(goals))] for goals in by_env.values()]
+    rounds = max(len(order) for order in orders)
+    cycle = [order[r] for r in range(rounds) for order in orders if r < len(order)]
+    return [cycle[i % len(cycle)] for i in range(n)]
 
 
 class MetaWorldEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -158,8 +177,13 @@ class MetaWorldEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._sample("train", n, rng)
 
     def sample_test_tasks(self, n: int, rng: np.random.Generator) -> list[MetaWorldTask]:
-        """``n`` held-out test tasks (ML1: test goals; ML10, ML45: test environments), drawn likewise."""
-        return self._sample("test", n, rng)
+        """``n`` held-out test tasks (ML1: test goals; ML10, ML45: test environments), each at most once.
+
+        Evaluation covers the test split evenly: the test environments take turns (ML10's 5 give 10 goals
+        each of ``n = 50``), each environment's goals in an order drawn with ``rng``; only ``n`` beyond the
+        split's size repeats goals. ML1's ``n = 50`` is every test goal once.
+        """
+        return balanced_draw(benchmark_tasks(self.benchmark, self.env_name)["test"], n, rng)
 
     def _sample(self, split: str, n: int, rng: np.random.Generator) -> list[MetaWorldTask]:
         tasks = benchmark_tasks(self.benchmark, self.env_name)[split]

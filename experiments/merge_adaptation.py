@@ -3,7 +3,8 @@
     python experiments/merge_adaptation.py runs/antvel/compare runs/antvel-oracle --out runs/antvel/merged
 
 Each input is an ``adaptation.csv`` or a folder holding one. A method in several inputs keeps the first one's
-curve; every curve keeps the values of the evaluation that wrote it. The inputs' ``adaptation.json`` files
+curve (and success rates, where the env reports success); every curve keeps the values of the evaluation that
+wrote it. The inputs' ``adaptation.json`` files
 (where present) give the env id, seed and step sizes, the first input's where they disagree. The output is the
 CSV, JSON and figure that ``metarl evaluate --compare`` writes, without evaluating the first run again.
 """
@@ -16,12 +17,19 @@ import json
 import sys
 from pathlib import Path
 
-from metarl.evaluation import adaptation_csv_path, read_adaptation_csv, same_tasks, write_adaptation_files
+from metarl.evaluation import (
+    SUCCESS_COLUMN,
+    adaptation_csv_path,
+    read_adaptation_csv,
+    same_tasks,
+    write_adaptation_files,
+)
 
 
 def merge(paths: list[Path], out_dir: Path) -> dict:
     """Write the union of the inputs' curves to ``out_dir``; ``ValueError`` when their tasks differ."""
     curves: dict = {}
+    successes: dict = {}
     tasks = None
     for path in paths:
         csv_path = adaptation_csv_path(path)
@@ -34,7 +42,10 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
                 f"{str(csv_path)!r} was evaluated on other tasks than "
                 f"{str(adaptation_csv_path(paths[0]))!r}: evaluate both with the same --tasks and --seed"
             )
+        other_successes, _ = read_adaptation_csv(csv_path, SUCCESS_COLUMN)
         for method, curve in other_curves.items():
+            if method not in curves and method in other_successes:
+                successes[method] = other_successes[method]
             curves.setdefault(method, curve)
     steps = {c.shape[1] for c in curves.values()}
     if len(steps) != 1:
@@ -44,9 +55,9 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
         json_path = adaptation_csv_path(path).with_name("adaptation.json")
         if json_path.is_file():
             for key, value in json.loads(json_path.read_text()).items():
-                if key not in ("methods", "num_tasks"):
+                if key not in ("methods", "num_tasks", "success"):
                     meta.setdefault(key, value)
-    return write_adaptation_files(out_dir, curves, tasks, meta)
+    return write_adaptation_files(out_dir, curves, tasks, meta, successes=successes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,8 @@ per step, then, paired over tasks (mean ± standard error of the per-task differ
 difference is positive): ``--method``'s gain of each step over every earlier step, ``--method``
 minus each other method at each step, and, with a second input on the same tasks, the first input's
 ``--method`` minus the second's. ``--by FIELD`` adds ``--method``'s mean per value of a task field (e.g. the
-direction). ``--json FILE`` writes the same figures as JSON.
+direction). ``--value success_rate`` compares success rates instead of returns (envs that report success, e.g.
+Meta-World's). ``--json FILE`` writes the same figures as JSON.
 """
 
 from __future__ import annotations
@@ -20,18 +21,25 @@ from pathlib import Path
 
 from torch import Tensor
 
-from metarl.evaluation import paired_difference, read_adaptation_csv, summarize
+from metarl.evaluation import SUCCESS_COLUMN, paired_difference, read_adaptation_csv, summarize
 
 MAX_GROUPS = 10
 
 
-def _fmt(d: dict) -> str:
-    return f"{d['mean']:+.1f} ± {d['stderr']:.1f} ({d['ahead']} of {d['n']})"
+def _fmt(d: dict, scale: float = 1.0) -> str:
+    """A paired difference; ``scale`` 100 shows success rates in percentage points."""
+    return f"{scale * d['mean']:+.1f} ± {scale * d['stderr']:.1f} ({d['ahead']} of {d['n']})"
 
 
-def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
-    """The figures for ``paths`` (one or two adaptation files); ``ValueError`` with a one-line message."""
-    curves, tasks = read_adaptation_csv(paths[0])
+def compare(paths: list[Path], method: str, by: str | None = None, value: str = "mean_return") -> dict:
+    """The figures for ``paths`` (one or two adaptation files) on the CSV column ``value``.
+
+    Raises:
+        ValueError: with a one-line message.
+    """
+    curves, tasks = read_adaptation_csv(paths[0], value)
+    if not curves:
+        raise ValueError(f"--value: {str(paths[0])!r} has no {value!r} values (its env reports no success)")
     if method not in curves:
         raise ValueError(f"--method: {method!r} is not in {str(paths[0])!r}; allowed: {sorted(curves)}")
     main: Tensor = curves[method]
@@ -39,6 +47,7 @@ def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
     out: dict = {
         "input": str(paths[0]),
         "method": method,
+        "value": value,
         "curves": {m: summarize(c) for m, c in curves.items()},
         "step_minus_step": [
             {"step": k, "minus_step": j, **paired_difference(main[:, k], main[:, j])}
@@ -52,7 +61,7 @@ def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
         },
     }
     if len(paths) > 1:
-        second, second_tasks = read_adaptation_csv(paths[1])
+        second, second_tasks = read_adaptation_csv(paths[1], value)
         if second_tasks != tasks:
             raise ValueError(
                 f"{str(paths[1])!r} was evaluated on other tasks than {str(paths[0])!r}: "
@@ -86,23 +95,29 @@ def compare(paths: list[Path], method: str, by: str | None = None) -> dict:
 def report(figures: dict) -> str:
     """The figures of :func:`compare` as the lines the script prints."""
     method = figures["method"]
-    lines = [f"{figures['input']}:"]
+    scale = 100.0 if figures["value"] == SUCCESS_COLUMN else 1.0  # success rates in percent
+    unit = " (%)" if scale != 1.0 else ""
+    lines = [f"{figures['input']} ({figures['value']}{unit}):"]
     for m, rows in figures["curves"].items():
-        lines.append(f"  {m}: " + " / ".join(f"{r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows))
+        lines.append(
+            f"  {m}: " + " / ".join(f"{scale * r['mean']:.2f} ± {scale * r['stderr']:.2f}" for r in rows)
+        )
     lines.append(f"paired over tasks, {method}:")
     for d in figures["step_minus_step"]:
-        lines.append(f"  step {d['step']} minus step {d['minus_step']}: {_fmt(d)}")
+        lines.append(f"  step {d['step']} minus step {d['minus_step']}: {_fmt(d, scale)}")
     for other, rows in figures["minus"].items():
-        lines.append(f"  minus {other}: " + "; ".join(f"step {k} {_fmt(d)}" for k, d in enumerate(rows)))
+        lines.append(
+            f"  minus {other}: " + "; ".join(f"step {k} {_fmt(d, scale)}" for k, d in enumerate(rows))
+        )
     if "minus_second" in figures:
         rows = figures["minus_second"]["steps"]
         lines.append(
             f"  minus {method} of {figures['minus_second']['input']}: "
-            + "; ".join(f"step {k} {_fmt(d)}" for k, d in enumerate(rows))
+            + "; ".join(f"step {k} {_fmt(d, scale)}" for k, d in enumerate(rows))
         )
     for field, groups in figures.get("by", {}).items():
         for value, group in groups.items():
-            means = " / ".join(f"{m:.1f}" for m in group["mean"])
+            means = " / ".join(f"{scale * m:.1f}" for m in group["mean"])
             lines.append(f"  {field} = {value} ({group['tasks']} tasks): {means}")
     return "\n".join(lines)
 
@@ -112,13 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", type=Path, help="one or two adaptation.csv files or folders")
     parser.add_argument("--method", default="maml", help="the curve compared (default maml)")
     parser.add_argument("--by", help="a task field to split the method's means by (e.g. direction)")
+    parser.add_argument(
+        "--value",
+        choices=("mean_return", SUCCESS_COLUMN),
+        default="mean_return",
+        help="the values compared (default mean_return)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if len(args.inputs) > 2:
         print(f"error: inputs: {len(args.inputs)} given; allowed: one or two", file=sys.stderr)
         return 2
     try:
-        figures = compare(args.inputs, args.method, args.by)
+        figures = compare(args.inputs, args.method, args.by, args.value)
     except ValueError as exc:
         print(f"error: {str(exc).removeprefix('--compare: ')}", file=sys.stderr)
         return 2

@@ -1,7 +1,9 @@
 """Adaptation curves: mean return on new tasks after 0, 1, ..., k inner steps, with the training inner loop.
 
 The protocol of the MAML paper: for each step, fresh episodes are collected with the parameters adapted so
-far; step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`metarl.config.inner_step_sizes`).
+far; step 1 uses ``alpha`` and later steps ``alpha / 2`` (:func:`metarl.config.inner_step_sizes`). For envs
+that report success (Meta-World's), each step also gives each task's success rate, Meta-World's protocol: the
+fraction of the task's episodes that succeeded at some step.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,23 @@ from metarl.core.types import Adapter, Task
 from metarl.training.checkpoints import atomic_write
 from metarl.training.fewshot import FewShotLearner, FewShotTasks, as_task_batch
 
+#: the ``adaptation.csv`` column of a task's success rate (envs that report success)
+SUCCESS_COLUMN = "success_rate"
+
+
+@dataclass(frozen=True)
+class AdaptationCurve:
+    """Each task's mean return, and success rate where the env reports success, after ``0..k`` inner steps.
+
+    Attributes:
+        returns: ``[N, k + 1]``; column ``k`` is the mean episode return after ``k`` steps.
+        successes: ``[N, k + 1]`` fraction of the task's episodes that succeeded; ``None`` for envs without
+            success.
+    """
+
+    returns: Tensor
+    successes: Tensor | None = None
+
 
 def adaptation_curve(
     adapter: Adapter,
@@ -34,20 +54,23 @@ def adaptation_curve(
     step_sizes: Sequence[float],
     rng: np.random.Generator,
     generator: torch.Generator,
-) -> Tensor:
-    """Mean episode return of each task before and after each inner step.
+) -> AdaptationCurve:
+    """Mean episode return (and success rate) of each task before and after each inner step.
 
     Returns:
-        ``[N, len(step_sizes) + 1]``; column ``k`` is the return after ``k`` steps.
+        Curves of ``[N, len(step_sizes) + 1]``; column ``k`` is after ``k`` steps.
     """
     params = adapter.initial_params(len(tasks))
-    columns = []
+    returns, successes = [], []
     for k in range(len(step_sizes) + 1):
         batch = collector.collect(tasks, adapter.policy_fn(params, generator), seed=int(rng.integers(2**31)))
-        columns.append(batch.mean_returns())
+        returns.append(batch.mean_returns())
+        rates = batch.task_success_rates()
+        if rates is not None:
+            successes.append(rates)
         if k < len(step_sizes):
             params = adapter.adapt(params, batch, step_sizes[k])
-    return torch.stack(columns, dim=1)
+    return AdaptationCurve(torch.stack(returns, dim=1), torch.stack(successes, dim=1) if successes else None)
 
 
 def summarize(curve: Tensor) -> list[dict[str, float]]:
@@ -91,9 +114,20 @@ def paired_difference(a: Tensor, b: Tensor) -> dict[str, float]:
 
 
 def _task_fields(task: Task) -> dict[str, Any]:
+    """A task's ``adaptation.csv`` columns: its ``describe()`` where it has one, else its dataclass fields."""
+    if callable(getattr(task, "describe", None)):
+        return dict(task.describe())
     if dataclasses.is_dataclass(task) and not isinstance(task, type):
         return dataclasses.asdict(task)
     return {"task": repr(task)}
+
+
+def _cell(text: str) -> float | str:
+    """A task field read back from ``adaptation.csv``: a number where it is one, else the text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def write_adaptation_files(
@@ -104,6 +138,7 @@ def write_adaptation_files(
     value_name: str = "mean_return",
     label: str = "mean return",
     title: str | None = None,
+    successes: dict[str, Tensor] | None = None,
 ) -> dict[str, Any]:
     """Write ``adaptation.csv`` (long form), ``adaptation.json`` (summary) and ``adaptation.png``.
 
@@ -116,26 +151,37 @@ def write_adaptation_files(
         value_name: the CSV column of the values (``mean_return``; few-shot ``mse`` or ``accuracy``).
         label: the figure's y-axis label.
         title: the figure's title (default: ``meta["env_id"]``).
+        successes: method name -> ``[N, k + 1]`` success rates, for the methods that have them (envs that
+            report success): a ``success_rate`` column (empty for the other methods), a ``success`` summary in
+            the JSON and a second panel in the figure.
 
     Returns:
         The JSON content.
     """
     out_dir = Path(out_dir)
+    successes = {m: s for m, s in (successes or {}).items() if m in curves}
     fields = list(_task_fields(tasks[0]))
     table = io.StringIO(newline="")
     writer = csv.writer(table)
-    writer.writerow(["method", "task_index", *(f"task_{f}" for f in fields), "step", value_name])
+    header = ["method", "task_index", *(f"task_{f}" for f in fields), "step", value_name]
+    writer.writerow(header + [SUCCESS_COLUMN] * bool(successes))
     for method, curve in curves.items():
+        success = successes.get(method)
         for i, task in enumerate(tasks):
             values = list(_task_fields(task).values())
             for k in range(curve.shape[1]):
-                writer.writerow([method, i, *values, k, f"{curve[i, k].item():.6f}"])
+                row = [method, i, *values, k, f"{curve[i, k].item():.6f}"]
+                if successes:
+                    row.append("" if success is None else f"{success[i, k].item():.6f}")
+                writer.writerow(row)
     atomic_write(out_dir / "adaptation.csv", table.getvalue())
-    summary = {
+    summary: dict[str, Any] = {
         "methods": {m: summarize(c) for m, c in curves.items()},
         "num_tasks": len(tasks),
         **(meta or {}),
     }
+    if successes:
+        summary["success"] = {m: summarize(s) for m, s in successes.items()}
     atomic_write(out_dir / "adaptation.json", json.dumps(summary, indent=2))
     from metarl.viz.plots import plot_adaptation
 
@@ -151,8 +197,15 @@ def adaptation_csv_path(path: str | Path) -> Path:
     return path / "adaptation.csv" if path.is_dir() else path
 
 
-def read_adaptation_csv(path: str | Path) -> tuple[dict[str, Tensor], list[dict[str, float]]]:
-    """Read an ``adaptation.csv``, or the one in a folder: method -> ``[N, k + 1]`` returns, and task fields.
+def read_adaptation_csv(
+    path: str | Path, column: str = "mean_return"
+) -> tuple[dict[str, Tensor], list[dict[str, float | str]]]:
+    """Read an ``adaptation.csv``, or the one in a folder: method -> ``[N, k + 1]`` values, and task fields.
+
+    Args:
+        path: the file or its folder.
+        column: which values: ``mean_return``, or ``success_rate`` (only the methods that have one; none
+            when the file has no such column).
 
     Raises:
         ValueError: the file is missing or not in the long form :func:`write_adaptation_files` writes.
@@ -169,11 +222,12 @@ def read_adaptation_csv(path: str | Path) -> tuple[dict[str, Tensor], list[dict[
         )
     task_columns = [c for c in rows[0] if c.startswith("task_") and c != "task_index"]
     values: dict[str, dict[tuple[int, int], float]] = {}
-    tasks: dict[int, dict[str, float]] = {}
+    tasks: dict[int, dict[str, float | str]] = {}
     for row in rows:
         i, k = int(row["task_index"]), int(row["step"])
-        values.setdefault(row["method"], {})[(i, k)] = float(row["mean_return"])
-        tasks[i] = {c.removeprefix("task_"): float(row[c]) for c in task_columns}
+        if row.get(column):  # a method without success rates leaves that cell empty
+            values.setdefault(row["method"], {})[(i, k)] = float(row[column])
+        tasks[i] = {c.removeprefix("task_"): _cell(row[c]) for c in task_columns}
     curves = {}
     for method, cells in values.items():
         n, steps = max(i for i, _ in cells) + 1, max(k for _, k in cells) + 1
@@ -181,16 +235,21 @@ def read_adaptation_csv(path: str | Path) -> tuple[dict[str, Tensor], list[dict[
     return curves, [tasks[i] for i in range(len(tasks))]
 
 
-def same_tasks(a: Sequence[dict[str, float]], b: Sequence[Task], tol: float = 1e-5) -> bool:
-    """Whether task fields read from a CSV (``a``) describe the tasks ``b``."""
+def same_tasks(a: Sequence[dict[str, float | str]], b: Sequence[Task], tol: float = 1e-5) -> bool:
+    """Whether task fields read from a CSV (``a``) describe the tasks ``b`` (numbers to within ``tol``)."""
     if len(a) != len(b):
         return False
     for fields_a, task in zip(a, b, strict=True):
-        fields_b = _task_fields(task)
-        if set(fields_a) != set(fields_b) or any(
-            abs(fields_a[k] - float(fields_b[k])) > tol for k in fields_a
-        ):
+        fields_b = {k: _cell(str(v)) for k, v in _task_fields(task).items()}
+        if set(fields_a) != set(fields_b):
             return False
+        for key, value in fields_a.items():
+            other = fields_b[key]
+            if isinstance(value, str) or isinstance(other, str):
+                if value != other:
+                    return False
+            elif abs(value - other) > tol:
+                return False
     return True
 
 

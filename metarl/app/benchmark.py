@@ -18,6 +18,7 @@ from typing import Any, get_args
 import numpy as np
 import torch
 
+from metarl.app.benchmark_metaworld import format_metaworld_table, is_metaworld_id, run_metaworld_benchmark
 from metarl.app.build import build, build_collector
 from metarl.app.measure import (
     BACKENDS,
@@ -40,9 +41,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     check_env_id(args.env)
     if args.workers < 1:
         raise ConfigError(f"--workers: must be >= 1, got {args.workers}")
-    if not args.backends and not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
+    metaworld = not args.backends and is_metaworld_id(args.env)
+    if not args.backends and not metaworld and not args.env.startswith(("metarl/HalfCheetah", "metarl/Ant")):
         raise ConfigError(
-            f"--env: {args.env!r} has no MuJoCo model; benchmark a metarl/HalfCheetah* or metarl/Ant* id"
+            f"--env: {args.env!r} has no MuJoCo model; benchmark a metarl/HalfCheetah*, metarl/Ant* or "
+            "Meta-World (metarl/ML1-<env>-v3, metarl/ML10-v3, metarl/ML45-v3) id"
         )
     out = Path(args.out)
     try:
@@ -53,12 +56,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.backends:
         result = run_backend_benchmark(args.env, args.quick, args.backends, args.workers)
         command += ["--backends", *args.backends, "--workers", str(args.workers)]
+    elif metaworld:
+        result = run_metaworld_benchmark(args.env, args.quick)
     else:
         result = run_benchmark(args.env, args.quick)
     result["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
     result["command"] = " ".join(command)
     atomic_write(out, json.dumps(result, indent=2))
-    print(format_backend_table(result) if args.backends else format_table(result))
+    table = format_backend_table if args.backends else format_metaworld_table if metaworld else format_table
+    print(table(result))
     print(f"wrote {out}")
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from metarl.core.tasks import sample_test_tasks
 from metarl.core.types import Adapter, Task
 from metarl.envs.wrappers import task_features
 from metarl.evaluation import (
+    SUCCESS_COLUMN,
     adaptation_csv_path,
     adaptation_curve,
     evaluate_fewshot,
@@ -55,11 +56,13 @@ class ComparedRun:
         name: the CSV's path.
         curves: method -> returns ``[N, k + 1]``.
         tasks: the tasks it was evaluated on, as field dicts.
+        successes: method -> success rates ``[N, k + 1]``, for the methods that have them.
     """
 
     name: str
     curves: dict[str, Tensor]
-    tasks: list[dict[str, float]]
+    tasks: list[dict[str, float | str]]
+    successes: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,12 @@ class Curve:
     Attributes:
         tasks: the ``N`` new tasks.
         returns: mean return ``[N, k + 1]`` after ``0..k`` inner steps.
+        successes: success rate ``[N, k + 1]`` (envs that report success), else ``None``.
     """
 
     tasks: list[Task]
     returns: Tensor
+    successes: Tensor | None = None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -117,9 +122,10 @@ def read_compared(path: Path) -> ComparedRun:
     csv_path = adaptation_csv_path(path)
     try:
         curves, tasks = read_adaptation_csv(csv_path)
+        successes, _ = read_adaptation_csv(csv_path, SUCCESS_COLUMN)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return ComparedRun(str(csv_path), curves, tasks)
+    return ComparedRun(str(csv_path), curves, tasks, successes)
 
 
 def evaluate_methods(
@@ -142,8 +148,8 @@ def evaluate_methods(
         if config.method == "oracle" and adapter is built.learner:
             features = torch.as_tensor(np.stack([task_features(t) for t in tasks]))
             adapter = OracleAdapter(built.learner, features)
-        returns = adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
-        return Curve(tasks, returns)
+        measured = adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
+        return Curve(tasks, measured.returns, measured.successes)
 
     def best_over_grid(adapter: Adapter) -> tuple[float, Curve]:
         """Fine-tune with each step size of the grid; keep the one with the best final return."""
@@ -163,6 +169,9 @@ def evaluate_methods(
             curve = curve_of(built.learner, config.evaluation_step_sizes)
             meta["step_sizes"] = config.evaluation_step_sizes
         curves: dict[str, Tensor] = {config.method: curve.returns}
+        successes: dict[str, Tensor] = {}
+        if curve.successes is not None:
+            successes[config.method] = curve.successes
         if "random" in baselines:
             random_config = config_from_dict(
                 {**config_to_dict(config), "seed": config.evaluation.seed + 10_000, "method": "maml"}
@@ -170,13 +179,16 @@ def evaluate_methods(
             assert isinstance(random_config, RLConfig)  # the same keys as `config`, a meta-RL one
             meta["random_step_size"], random_curve = best_over_grid(build(random_config).learner)
             curves["random"] = random_curve.returns
+            if random_curve.successes is not None:
+                successes["random"] = random_curve.successes
         for other in compared:
             if not same_tasks(other.tasks, curve.tasks):
                 raise ConfigError(
                     f"--compare: {other.name} was evaluated on other tasks; "
                     "evaluate both with the same --tasks and --seed"
                 )
+            successes.update({m: c for m, c in other.successes.items() if m not in curves})
             curves.update({m: c for m, c in other.curves.items() if m not in curves})
     finally:
         collector.close()
-    return write_adaptation_files(out_dir, curves, curve.tasks, meta)
+    return write_adaptation_files(out_dir, curves, curve.tasks, meta, successes=successes)

@@ -103,3 +103,6 @@ def print_summary(summary: dict[str, Any]) -> None:
     for method, rows in summary["methods"].items():
         cells = ", ".join(f"{r['step']}: {r['mean']:.2f} ± {r['stderr']:.2f}" for r in rows)
         print(f"adaptation ({method}, {summary['num_tasks']} new tasks, mean ± s.e. after k steps) {cells}")
+    for method, rows in summary.get("success", {}).items():
+        cells = ", ".join(f"{r['step']}: {r['mean']:.1%} ± {r['stderr']:.1%}" for r in rows)
+        print(f"success rate ({method}, {summary['num_tasks']} new tasks, mean ± s.e. after k steps) {cells}")

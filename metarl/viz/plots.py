@@ -29,21 +29,39 @@ def _save(plt: Any, fig: Any, ax: Any, path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_adaptation(
-    summary: dict[str, Any], path: str | Path, title: str = "", ylabel: str = "mean return"
-) -> None:
-    """Return (or another per-task value) against inner gradient steps, per method with its 95% interval."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for method, rows in summary["methods"].items():
+def _steps_panel(ax: Any, methods: dict[str, list[dict[str, float]]], ylabel: str) -> None:
+    """One line per method (mean and its 95% interval) against inner gradient steps."""
+    for method, rows in methods.items():
         steps = [r["step"] for r in rows]
         ax.plot(steps, [r["mean"] for r in rows], marker="o", label=method)
         ax.fill_between(steps, [r["ci95_low"] for r in rows], [r["ci95_high"] for r in rows], alpha=0.2)
+        ax.set_xticks(steps)
     ax.set_xlabel("inner gradient steps")
     ax.set_ylabel(ylabel)
-    ax.set_xticks(steps)
-    ax.set_title(f"{title} ({summary['num_tasks']} new tasks, 95% interval)")
-    _save(plt, fig, ax, path)
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
+def plot_adaptation(
+    summary: dict[str, Any], path: str | Path, title: str = "", ylabel: str = "mean return"
+) -> None:
+    """Return (or another per-task value) against inner gradient steps, per method with its 95% interval.
+
+    A summary with success rates (``summary["success"]``) gets a second panel: success rate against steps.
+    """
+    plt = pyplot()
+    success = summary.get("success")
+    panels = 2 if success else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    _steps_panel(axes[0, 0], summary["methods"], ylabel)
+    if success:
+        _steps_panel(axes[0, 1], success, "success rate")
+        axes[0, 1].set_ylim(-0.02, 1.02)
+    fig.suptitle(f"{title} ({summary['num_tasks']} new tasks, 95% interval)")
+    fig.tight_layout()
+    with writing(path):
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 #: the columns :func:`plot_learning_curve` draws by default (meta-RL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import pickle
 
 import gymnasium as gym
@@ -11,7 +12,7 @@ import pytest
 
 from metarl import envs  # noqa: F401  (registers the ids)
 from metarl.cli import main
-from metarl.envs.metaworld import ENV_NAMES, HORIZON, MetaWorldTask
+from metarl.envs.metaworld import ENV_NAMES, HORIZON, MetaWorldTask, balanced_draw
 
 HAS_METAWORLD = importlib.util.find_spec("metaworld") is not None
 
@@ -33,6 +34,23 @@ def test_a_meta_world_id_without_the_extra_is_a_one_line_error_naming_the_instal
     assert len(err) == 1, err
     assert "env.id: 'metarl/ML1-reach-v3'" in err[0] and 'pip install -e ".[metaworld]"' in err[0]
     assert not (tmp_path / "r").exists(), "nothing is written for a config that cannot run"
+
+
+@pytest.mark.skipif(HAS_METAWORLD, reason="metaworld is installed: the missing-extra error cannot happen")
+def test_benchmarking_a_meta_world_id_without_the_extra_is_one_line(tmp_path, capsys) -> None:
+    out = tmp_path / "b.json"
+    assert main(["benchmark", "--env", "metarl/ML10-v3", "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'pip install -e ".[metaworld]"' in err[0], err
+    assert not out.exists()
+
+
+def test_the_benchmark_names_meta_worlds_environments_as_meta_world_does() -> None:
+    from metarl.app.benchmark_metaworld import _benchmark_name, is_metaworld_id
+
+    assert _benchmark_name("metarl/ML1-pick-place-v3") == "pick-place-v3"
+    assert _benchmark_name("metarl/ML10-v3") == "ML10" and _benchmark_name("metarl/ML45-v3") == "ML45"
+    assert is_metaworld_id("metarl/ML1-reach-v3") and not is_metaworld_id("metarl/AntDir-v1")
 
 
 def test_an_unknown_meta_world_name_suggests_the_closest(tmp_path, capsys) -> None:
@@ -58,6 +76,13 @@ class TestWithMetaWorld:
         assert not {t.data for t in train} & {t.data for t in test}, "no test goal is a training goal"
         assert train == env.sample_tasks(30, np.random.default_rng(0))
         assert pickle.loads(pickle.dumps(train[0])) == train[0]
+
+    def test_evaluation_takes_every_test_goal_once_and_ml10s_test_environments_evenly(self) -> None:
+        ml1 = gym.make("metarl/ML1-reach-v3").unwrapped.sample_test_tasks(50, np.random.default_rng(3))
+        assert len({t.index for t in ml1}) == 50, "ML1's 50 test goals, each once"
+        ml10 = gym.make("metarl/ML10-v3").unwrapped.sample_test_tasks(50, np.random.default_rng(3))
+        counts = {name: sum(t.env_name == name for t in ml10) for name in {t.env_name for t in ml10}}
+        assert sorted(counts.values()) == [10] * 5 and len({(t.env_name, t.index) for t in ml10}) == 50
 
     def test_stepping_a_task_equals_meta_worlds_own_environment(self) -> None:
         import metaworld
@@ -111,10 +136,31 @@ class TestWithMetaWorld:
         assert batch.successes.shape == (2, 2)
         collector.close()
 
+    def test_the_benchmark_times_our_collector_and_meta_worlds_vector_envs_in_one_run(self, tmp_path) -> None:
+        out = tmp_path / "bench.json"
+        assert main(["benchmark", "--env", "metarl/ML1-reach-v3", "--quick", "--out", str(out)]) == 0
+        rows = json.loads(out.read_text())["rows"]
+        assert set(rows) == {"metarl-sync", "metarl-async", "metaworld-sync", "metaworld-async"}
+        for name, row in rows.items():
+            assert "error" not in row, (name, row)
+            assert row["steps_per_s"] > 0 and row["num_envs"] == 4
+
     def test_a_task_of_another_environment_is_refused_by_ml1(self) -> None:
         env = gym.make("metarl/ML1-reach-v3").unwrapped
         with pytest.raises(ValueError, match="ML1 of 'reach-v3'"):
             env.task = MetaWorldTask("push-v3", "train", 0, b"")
+
+
+def test_a_balanced_draw_alternates_environments_and_repeats_a_goal_only_after_all() -> None:
+    tasks = [
+        MetaWorldTask(name, "test", i, b"") for name, count in (("a", 3), ("b", 2)) for i in range(count)
+    ]
+    drawn = balanced_draw(tasks, 7, np.random.default_rng(0))
+    assert [t.env_name for t in drawn[:5]] == ["a", "b", "a", "b", "a"]
+    assert {(t.env_name, t.index) for t in drawn[:5]} == {(t.env_name, t.index) for t in tasks}
+    assert drawn[5:] == drawn[:2]
+    assert drawn == balanced_draw(tasks, 7, np.random.default_rng(0))
+    assert drawn != balanced_draw(tasks, 7, np.random.default_rng(1))
 
 
 def test_evaluation_draws_a_distributions_held_out_tasks_where_it_has_them() -> None:

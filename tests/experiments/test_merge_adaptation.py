@@ -67,3 +67,26 @@ def test_inputs_with_different_numbers_of_steps_are_refused(tmp_path: Path, caps
     second = _write(tmp_path / "b", {"oracle": torch.zeros(2, 2)}, [0.1, 0.2], {})
     assert load_script().main([str(first), str(second), "--out", str(tmp_path / "out")]) == 2
     assert "inner steps" in capsys.readouterr().err
+
+
+def test_success_rates_travel_with_the_curve_that_is_kept(tmp_path: Path) -> None:
+    maml, oracle = torch.tensor([[1.0, 2.0], [3.0, 5.0]]), torch.tensor([[7.0, 7.0], [9.0, 8.0]])
+    velocities = [0.5, 1.5]
+    tasks = [VelocityTask(velocity=v) for v in velocities]
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_adaptation_files(
+        first, {"maml": maml}, tasks, {"env_id": "x"}, successes={"maml": torch.zeros(2, 2)}
+    )
+    write_adaptation_files(
+        second,
+        {"oracle": oracle, "maml": maml},
+        tasks,
+        {"env_id": "x"},
+        successes={"oracle": torch.ones(2, 2), "maml": torch.ones(2, 2)},
+    )
+    assert load_script().main([str(first), str(second), "--out", str(tmp_path / "out")]) == 0
+    rates, _ = read_adaptation_csv(tmp_path / "out", "success_rate")
+    torch.testing.assert_close(rates["maml"], torch.zeros(2, 2))  # the first input's, as its returns
+    torch.testing.assert_close(rates["oracle"], torch.ones(2, 2))
+    summary = json.loads((tmp_path / "out" / "adaptation.json").read_text())
+    assert set(summary["success"]) == {"maml", "oracle"}

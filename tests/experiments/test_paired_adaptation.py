@@ -83,3 +83,24 @@ def test_a_second_input_on_other_tasks_or_a_missing_file_is_refused(tmp_path: Pa
     assert load_script().main([str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "does not exist" in err
+
+
+def test_success_rates_are_paired_with_value_success_rate(tmp_path: Path, capsys) -> None:
+    success = torch.tensor([[0.0, 0.5, 1.0], [0.0, 0.0, 0.5], [0.5, 1.0, 1.0], [0.0, 0.5, 0.5]])
+    folder = tmp_path / "run"
+    write_adaptation_files(
+        folder,
+        {"maml": MAML, "pretrained": PRETRAINED},
+        [DirectionTask(direction=d) for d in DIRECTIONS],
+        {"env_id": "x"},
+        successes={"maml": success},
+    )
+    figures = load_script().compare([folder], "maml", value="success_rate")
+    one_minus_zero = figures["step_minus_step"][0]
+    assert one_minus_zero["mean"] == pytest.approx(0.375) and one_minus_zero["ahead"] == 3  # 0.5, 0, 0.5, 0.5
+    assert figures["minus"] == {}  # pretrained has no success rates
+    assert load_script().main([str(folder), "--method", "pretrained", "--value", "success_rate"]) == 2
+    assert "'pretrained' is not in" in capsys.readouterr().err
+    plain = _write(tmp_path / "plain", {"maml": MAML})
+    assert load_script().main([str(plain), "--value", "success_rate"]) == 2
+    assert "has no 'success_rate' values" in capsys.readouterr().err

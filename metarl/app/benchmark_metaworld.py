@@ -1,0 +1,170 @@
+"""``metarl benchmark --env metarl/ML1-<env>-v3``: our collector against Meta-World's vector envs, one run.
+
+The same for ``metarl/ML10-v3`` and ``metarl/ML45-v3``. Every row steps the same number of sub-envs for the
+same number of steps with the same policy (the Meta-World paper's 2 x 128 tanh MLP, sampled in the loop), so
+the ratios compare the machinery around the simulator:
+
+- ``metarl-sync`` / ``metarl-async``: :class:`~metarl.collection.VectorCollector` on our registered id
+  (Gymnasium's synchronous vector env, or one process per sub-env), tasks set per sub-env, episodes packed.
+- ``metaworld-sync`` / ``metaworld-async``: ``metaworld.make_ml_envs`` (what
+  ``gym.make_vec("Meta-World/...")`` builds) driven by a bare loop (observation -> policy -> step) that
+  keeps nothing: a lower bound on any collector built on it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarl.app.build import build
+from metarl.app.measure import collection_rate, make_backend, seed_everything
+from metarl.collection import PolicyFn, VectorCollector
+from metarl.config import RLConfig
+from metarl.core.tasks import unbuildable
+
+ROWS = ("metarl-sync", "metarl-async", "metaworld-sync", "metaworld-async")
+#: goals per environment and split in Meta-World
+GOALS_PER_CLASS = 50
+
+
+def is_metaworld_id(env_id: str) -> bool:
+    """Whether ``env_id`` is one of our Meta-World ids (``metarl/ML1-<env>-v3``, ``ML10-v3``, ``ML45-v3``)."""
+    return env_id.startswith(("metarl/ML1-", "metarl/ML10-", "metarl/ML45-"))
+
+
+def _benchmark_name(env_id: str) -> str:
+    """Meta-World's name for ``make_ml_envs``: ML1's environment (``reach-v3``), else ``ML10`` or ``ML45``."""
+    name = env_id.removeprefix("metarl/")
+    return name.removeprefix("ML1-") if name.startswith("ML1-") else name.removesuffix("-v3")
+
+
+def _time_metaworld_vector(
+    env_id: str, num_envs: int, horizon: int, strategy: str, policy: PolicyFn, repeats: int
+) -> dict[str, Any]:
+    """Env steps/s of Meta-World's own vector env under a bare policy loop (median of ``repeats``)."""
+    import metaworld
+
+    classes = {"ML10": 10, "ML45": 45}.get(_benchmark_name(env_id), 1)
+    if num_envs % classes:
+        raise ValueError(f"Meta-World's vector env needs a multiple of {classes} sub-envs, not {num_envs}")
+    per_class = num_envs // classes  # each sub-env cycles through an equal share of its class's 50 goals
+    start = time.perf_counter()
+    envs = metaworld.make_ml_envs(
+        _benchmark_name(env_id),
+        seed=0,
+        meta_batch_size=num_envs,
+        total_tasks_per_cls=GOALS_PER_CLASS // per_class * per_class,
+        split="train",
+        vector_strategy=strategy,
+        max_episode_steps=horizon,
+        terminate_on_success=False,
+    )
+    try:
+        obs, _ = envs.reset(seed=0)
+        startup = time.perf_counter() - start
+        rates = []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            for _ in range(horizon):
+                with torch.no_grad():
+                    actions = policy(torch.as_tensor(obs, dtype=torch.float32)[:, None, :])[:, 0]
+                obs, *_ = envs.step(actions.numpy().astype(np.float64))
+            rates.append(num_envs * horizon / (time.perf_counter() - begin))
+    finally:
+        envs.close()
+    return {
+        "steps_per_s": statistics.median(rates),
+        "samples": rates,
+        "num_envs": num_envs,
+        "startup_s": startup,
+    }
+
+
+def run_metaworld_benchmark(env_id: str, quick: bool) -> dict[str, Any]:
+    """Env steps per second of our collector and of Meta-World's vector envs on ``env_id``, in one run.
+
+    Args:
+        env_id: one of our Meta-World ids.
+        quick: 2 tasks x 2 episodes of 50 steps, one repeat (a check of seconds); else 4 tasks x 5 episodes of
+            Meta-World's 500 steps, median of 3.
+
+    Returns:
+        Plain data: sizes and ``rows`` (median ``steps_per_s``, every sample, ``num_envs``, ``startup_s``, or
+        ``error`` for a row that could not run).
+
+    Raises:
+        ConfigError: Meta-World is not installed (one line naming the install command).
+    """
+    n, e, horizon, repeats = (2, 2, 50, 1) if quick else (4, 5, 500, 3)
+    config = RLConfig()
+    config.env.id = env_id
+    config.policy.hidden_sizes, config.policy.activation = [128, 128], "tanh"  # the Meta-World paper's policy
+    config.meta.batch_size, config.meta.episodes_per_task = n, e
+    try:
+        built = build(config)
+        tasks = built.distribution.sample_tasks(n, np.random.default_rng(0))
+    except ImportError as exc:
+        raise unbuildable(env_id, exc) from None
+    learner = built.learner
+    num_envs = n * e
+    results: dict[str, Any] = {
+        "env_id": env_id,
+        "num_tasks": n,
+        "episodes_per_task": e,
+        "num_envs": num_envs,
+        "horizon": horizon,
+        "repeats": repeats,
+        "policy": "2 x 128 tanh",
+        "rows": {},
+    }
+    for row in ROWS:
+        try:
+            if row.startswith("metarl-"):
+                start = time.perf_counter()
+                env = make_backend(env_id, num_envs, "gymnasium-" + row.removeprefix("metarl-"))
+                startup = time.perf_counter() - start
+                collector = VectorCollector(env, n, e, horizon)
+                try:
+                    policy = learner.policy_fn(learner.initial_params(n), seed_everything(0))
+                    rate, samples = collection_rate(collector, tasks, policy, repeats)
+                finally:
+                    collector.close()
+                results["rows"][row] = {
+                    "steps_per_s": rate,
+                    "samples": samples,
+                    "num_envs": num_envs,
+                    "startup_s": startup,
+                }
+            else:
+                policy = learner.policy_fn(learner.initial_params(num_envs), seed_everything(0))
+                strategy = row.removeprefix("metaworld-")
+                results["rows"][row] = _time_metaworld_vector(
+                    env_id, num_envs, horizon, strategy, policy, repeats
+                )
+        except Exception as exc:  # a row that cannot run here is reported, the others still run
+            text = str(exc).strip().splitlines()
+            results["rows"][row] = {"error": f"{type(exc).__name__}: {text[0] if text else ''}"[:200]}
+    return results
+
+
+def format_metaworld_table(results: dict[str, Any]) -> str:
+    """The printed summary of :func:`run_metaworld_benchmark`."""
+    lines = [
+        f"env {results['env_id']}, {results['num_envs']} sub-envs ({results['num_tasks']} tasks x "
+        f"{results['episodes_per_task']} episodes) x {results['horizon']} steps, policy {results['policy']}, "
+        f"median of {results['repeats']}"
+    ]
+    ours = results["rows"].get("metarl-sync", {}).get("steps_per_s")
+    for name, row in results["rows"].items():
+        if "error" in row:
+            lines.append(f"  {name:16s} failed: {row['error']}")
+            continue
+        ratio = f"  {row['steps_per_s'] / ours:.2f}x metarl-sync" if ours else ""
+        lines.append(
+            f"  {name:16s} {row['steps_per_s']:10.0f} env steps/s{ratio}  start-up {row['startup_s']:.1f} s"
+        )
+    return "\n".join(lines)
