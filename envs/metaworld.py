@@ -125,7 +125,7 @@ class MetaWorldEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: passed to the Meta-World environments.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "reports_success": True}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80, "reports_success": True}  # Meta-World's fps
 
     def __init__(self, benchmark: str, env_name: str | None = None, render_mode: str | None = None) -> None:
         """See the class docstring."""
@@ -171,6 +171,43 @@ class MetaWorldEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._task is None:
             raise RuntimeError("reset the env before stepping it")
         return self._envs[self._task.env_name]
+
+    @property
+    def task_fields_hint(self) -> str:
+        """What ``metarl render --task`` accepts for this benchmark (see :meth:`task_from_fields`)."""
+        env = "" if self.env_name else "env=<one of the split's environments>,"
+        return f"allowed: {env}goal=<index in the split, as adaptation.csv's task_goal>[,split=test|train]"
+
+    def task_from_fields(self, values: dict[str, str]) -> MetaWorldTask:
+        """The task ``metarl render --task goal=3`` (ML10, ML45: ``env=...,goal=...``) names.
+
+        ``goal`` is the task's index in its split (default ``test``), as ``adaptation.csv`` writes it.
+
+        Raises:
+            ValueError: an unknown field, a split or goal that does not exist, another environment's goal.
+        """
+        unknown = sorted(set(values) - {"env", "goal", "split"})
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        split = values.get("split", "test")
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} is not train or test")
+        if "goal" not in values:
+            raise ValueError("missing goal")
+        tasks = benchmark_tasks(self.benchmark, self.env_name)[split]
+        try:
+            goal = int(values["goal"])
+        except ValueError:
+            raise ValueError(f"goal={values['goal']!r} is not an integer") from None
+        if not 0 <= goal < len(tasks):
+            raise ValueError(f"goal={goal} is outside 0..{len(tasks) - 1} of the {split} split")
+        task = tasks[goal]
+        env = values.get("env", self.env_name)
+        if env is None:
+            raise ValueError("missing env (ML10 and ML45 name the environment)")
+        if env != task.env_name:
+            raise ValueError(f"goal {goal} of the {split} split is one of {task.env_name!r}, not {env!r}")
+        return task
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[MetaWorldTask]:
         """``n`` training tasks drawn uniformly (with replacement) with ``rng`` alone."""

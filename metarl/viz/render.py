@@ -109,6 +109,8 @@ def parse_task(spec: Sequence[str], env: gym.Env, allow_out_of_range: bool = Fal
         ConfigError: one line naming the allowed fields and ranges.
     """
     base: Any = env.unwrapped  # its task, set_task and task_ranges are the env's own, not gym.Env's
+    if callable(getattr(base, "task_from_fields", None)):  # e.g. Meta-World's: a goal named by its index
+        return _task_from_fields(spec, base)
     current = getattr(base, "task", None)
     if not dataclasses.is_dataclass(current) or isinstance(current, type):
         raise ConfigError(f"--task: {type(base).__name__} has no dataclass 'task' attribute to fill in")
@@ -183,6 +185,22 @@ def choose_gl_backend() -> str:
         f"render: no off-screen OpenGL for MuJoCo ({'; '.join(failures)}); install {packages} "
         "(e.g. apt-get install libegl1) or set MUJOCO_GL"
     )
+
+
+def _task_from_fields(spec: Sequence[str], base: Any) -> Task:
+    """The task an env builds itself from ``field=value`` items (its ``task_from_fields``), set on the env."""
+    values: dict[str, str] = {}
+    for item in (part.strip() for text in spec for part in text.split(",")):
+        name, sep, text = (s.strip() for s in item.partition("="))
+        if not sep or not name or name in values:
+            raise ConfigError(f"--task: {item!r} is not one more field=value; {base.task_fields_hint}")
+        values[name] = text
+    try:
+        task = base.task_from_fields(values)
+        base.task = task
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"--task: {exc}; {base.task_fields_hint}") from None
+    return task
 
 
 def _is_mujoco(env: gym.Env) -> bool:

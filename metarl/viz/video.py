@@ -28,8 +28,9 @@ class Episode:
 
 
 def task_text(task: Task) -> str:
-    """``velocity=1.5`` or ``x=0.3, y=-0.2``."""
-    return ", ".join(f"{k}={v:g}" for k, v in dataclasses.asdict(task).items())
+    """``velocity=1.5``, ``x=0.3, y=-0.2`` or (a task that ``describe()``s itself) ``env=reach-v3, ...``."""
+    fields = task.describe() if callable(getattr(task, "describe", None)) else dataclasses.asdict(task)
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
 
 
 def steps_text(k: int) -> str:

@@ -145,6 +145,30 @@ class TestWithMetaWorld:
             assert "error" not in row, (name, row)
             assert row["steps_per_s"] > 0 and row["num_envs"] == 4
 
+    def test_render_names_a_goal_by_its_index_in_the_split_as_adaptation_csv_does(self) -> None:
+        from metarl.core.errors import ConfigError
+        from metarl.viz.render import parse_task
+
+        env = gym.make("metarl/ML1-reach-v3")
+        task = parse_task(["goal=3"], env)
+        assert (task.env_name, task.split, task.index) == ("reach-v3", "test", 3)
+        assert env.unwrapped.task == task
+        assert parse_task(["goal=3,split=train"], env).split == "train"
+        for spec, message in (
+            (["goal=50"], "outside 0..49"),
+            (["goal=x"], "not an integer"),
+            (["split=test"], "missing goal"),
+            (["goal=1,color=red"], "unknown field 'color'"),
+            (["env=push-v3,goal=1"], "one of 'reach-v3', not 'push-v3'"),
+        ):
+            with pytest.raises(ConfigError, match=message):
+                parse_task(spec, env)
+        ml10 = gym.make("metarl/ML10-v3")
+        name = ml10.unwrapped.sample_test_tasks(1, np.random.default_rng(0))[0]
+        with pytest.raises(ConfigError, match="missing env"):
+            parse_task([f"goal={name.index}"], ml10)
+        assert parse_task([f"env={name.env_name},goal={name.index}"], ml10) == name
+
     def test_a_task_of_another_environment_is_refused_by_ml1(self) -> None:
         env = gym.make("metarl/ML1-reach-v3").unwrapped
         with pytest.raises(ValueError, match="ML1 of 'reach-v3'"):
