@@ -29,6 +29,8 @@ from metarl.core.tasks import unbuildable
 ROWS = ("metarl-sync", "metarl-async", "metaworld-sync", "metaworld-async")
 #: goals per environment and split in Meta-World
 GOALS_PER_CLASS = 50
+#: training environments of the multi-environment benchmarks (ML1 has one)
+TRAIN_ENVIRONMENTS = {"ML10": 10, "ML45": 45}
 
 
 def is_metaworld_id(env_id: str) -> bool:
@@ -48,7 +50,7 @@ def _time_metaworld_vector(
     """Env steps/s of Meta-World's own vector env under a bare policy loop (median of ``repeats``)."""
     import metaworld
 
-    classes = {"ML10": 10, "ML45": 45}.get(_benchmark_name(env_id), 1)
+    classes = TRAIN_ENVIRONMENTS.get(_benchmark_name(env_id), 1)
     if num_envs % classes:
         raise ValueError(f"Meta-World's vector env needs a multiple of {classes} sub-envs, not {num_envs}")
     per_class = num_envs // classes  # each sub-env cycles through an equal share of its class's 50 goals
@@ -84,13 +86,22 @@ def _time_metaworld_vector(
     }
 
 
+def _one_per_environment(distribution: Any, n: int) -> list[Any]:
+    """``n`` training tasks, the environments in turn (ML1: ``n`` goals of its one environment)."""
+    from metarl.envs.metaworld import balanced_draw, benchmark_tasks
+
+    train = benchmark_tasks(distribution.benchmark, distribution.env_name)["train"]
+    return balanced_draw(train, n, np.random.default_rng(0))
+
+
 def run_metaworld_benchmark(env_id: str, quick: bool) -> dict[str, Any]:
     """Env steps per second of our collector and of Meta-World's vector envs on ``env_id``, in one run.
 
     Args:
         env_id: one of our Meta-World ids.
-        quick: 2 tasks x 2 episodes of 50 steps, one repeat (a check of seconds); else 4 tasks x 5 episodes of
-            Meta-World's 500 steps, median of 3.
+        quick: 50 steps, one repeat, ML1 2 goals x 2 episodes (a check of seconds); else Meta-World's 500
+            steps, median of 3, ML1 4 goals x 5 episodes. ML10 and ML45 take one task per training
+            environment: 10 x 2 episodes (quick 10 x 1), 45 x 1.
 
     Returns:
         Plain data: sizes and ``rows`` (median ``steps_per_s``, every sample, ``num_envs``, ``startup_s``, or
@@ -99,14 +110,19 @@ def run_metaworld_benchmark(env_id: str, quick: bool) -> dict[str, Any]:
     Raises:
         ConfigError: Meta-World is not installed (one line naming the install command).
     """
-    n, e, horizon, repeats = (2, 2, 50, 1) if quick else (4, 5, 500, 3)
+    # ML10 and ML45: one task per training environment, as Meta-World's vector env has an equal share of
+    # sub-envs per environment, so both step the same mix of environments (their costs differ 2-3x)
+    classes = TRAIN_ENVIRONMENTS.get(_benchmark_name(env_id), 1)
+    n = classes if classes > 1 else (2 if quick else 4)
+    e = max(1, (4 if quick else 20) // n)
+    horizon, repeats = (50, 1) if quick else (500, 3)
     config = RLConfig()
     config.env.id = env_id
     config.policy.hidden_sizes, config.policy.activation = [128, 128], "tanh"  # the Meta-World paper's policy
     config.meta.batch_size, config.meta.episodes_per_task = n, e
     try:
         built = build(config)
-        tasks = built.distribution.sample_tasks(n, np.random.default_rng(0))
+        tasks = _one_per_environment(built.distribution, n)
     except ImportError as exc:
         raise unbuildable(env_id, exc) from None
     learner = built.learner
