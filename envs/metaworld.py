@@ -220,7 +220,13 @@ class MetaWorldEnv(gym.Env[np.ndarray, np.ndarray]):
         each of ``n = 50``), each environment's goals in an order drawn with ``rng``; only ``n`` beyond the
         split's size repeats goals. ML1's ``n = 50`` is every test goal once.
         """
-        return balanced_draw(benchmark_tasks(self.benchmark, self.env_name)["test"], n, rng)
+        return self.sample_evaluation_tasks(n, rng, "test")
+
+    def sample_evaluation_tasks(self, n: int, rng: np.random.Generator, split: str) -> list[MetaWorldTask]:
+        """``n`` tasks of ``split`` (``test`` or ``train``) drawn as :meth:`sample_test_tasks` draws."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split {split!r} is not train or test")
+        return balanced_draw(benchmark_tasks(self.benchmark, self.env_name)[split], n, rng)
 
     def _sample(self, split: str, n: int, rng: np.random.Generator) -> list[MetaWorldTask]:
         tasks = benchmark_tasks(self.benchmark, self.env_name)[split]

@@ -275,7 +275,8 @@ def fewshot_adaptation_curve(
     remaining = config.evaluation.tasks
     while remaining > 0:
         n = min(chunk, remaining)
-        batch = as_task_batch(tasks.sample(n, rng, split="test", shots=shots, query_shots=query_shots))
+        split = config.evaluation.split
+        batch = as_task_batch(tasks.sample(n, rng, split=split, shots=shots, query_shots=query_shots))
         columns.append(learner.adaptation_metrics(batch, config.evaluation_step_sizes))
         described += batch.tasks
         remaining -= n
@@ -296,6 +297,7 @@ def evaluate_fewshot(
         "shots": shots,
         "query_shots": query_shots,
         "seed": config.evaluation.seed,
+        "split": config.evaluation.split,
         "step_sizes": config.evaluation_step_sizes,
         "learned_step_sizes": config.inner.learn_step_size,
     }

@@ -18,7 +18,7 @@ from metarl.app.runs import load_policy, output_path, print_summary
 from metarl.config import FewShotConfig, RLConfig, config_from_dict, config_to_dict, inner_step_sizes
 from metarl.core.errors import ConfigError
 from metarl.core.seeding import evaluation_generators
-from metarl.core.tasks import sample_test_tasks
+from metarl.core.tasks import sample_evaluation_tasks
 from metarl.core.types import Adapter, Task
 from metarl.envs.wrappers import task_features
 from metarl.evaluation import (
@@ -42,6 +42,7 @@ EVALUATE_OPTIONS = (
     "later_step_size",
     "shots",
     "query_shots",
+    "split",
 )
 #: step sizes tried when fine-tuning the random-initialisation and pretrained baselines, as multiples of
 #: inner.step_size (the paper picked the baselines' step sizes from a small grid)
@@ -144,7 +145,9 @@ def evaluate_methods(
 
     def curve_of(adapter: Adapter, step_sizes: list[float]) -> Curve:
         rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
-        tasks = sample_test_tasks(built.distribution, config.evaluation.tasks, rng)
+        tasks = sample_evaluation_tasks(
+            built.distribution, config.evaluation.tasks, rng, config.evaluation.split
+        )
         if config.method == "oracle" and adapter is built.learner:
             features = torch.as_tensor(np.stack([task_features(t) for t in tasks]))
             adapter = OracleAdapter(built.learner, features)
@@ -162,7 +165,11 @@ def evaluate_methods(
         return best, trials[best]
 
     try:
-        meta: dict[str, Any] = {"env_id": config.env.id, "seed": config.evaluation.seed}
+        meta: dict[str, Any] = {
+            "env_id": config.env.id,
+            "seed": config.evaluation.seed,
+            "split": config.evaluation.split,
+        }
         if config.method == "pretrained":
             meta["pretrained_step_size"], curve = best_over_grid(built.learner)
         else:

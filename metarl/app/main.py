@@ -32,7 +32,7 @@ from metarl.app.evaluate import cmd_evaluate
 from metarl.app.render import cmd_render
 from metarl.app.runs import holding_run_locks
 from metarl.app.train import cmd_train
-from metarl.config import Backend
+from metarl.config import Backend, Split
 from metarl.core.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.training.allocator import keep_freed_memory
 from metarl.training.stopping import raise_interrupted
@@ -82,6 +82,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--query-shots", type=int, help="few-shot: query examples per class (default: evaluation.query_shots)"
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=get_args(Split),
+        help="test: held-out tasks where the env has them (default: evaluation.split); train: training tasks",
     )
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
     evaluate.add_argument(

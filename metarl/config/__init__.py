@@ -22,6 +22,7 @@ from metarl.config.choices import (
     FisherProduct,
     Method,
     OracleAlgorithm,
+    Split,
     StartMethod,
     Vectorization,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Backend",
     "BatchNormGrad",
     "BatchUnit",
+    "Split",
     "Batching",
     "CollectorConfig",
     "Config",

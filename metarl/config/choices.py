@@ -30,6 +30,8 @@ OracleAlgorithm = Literal["ppo", "trpo"]
 Vectorization = Literal["auto", "vector_entry_point", "sync", "async"]
 #: ``collector.batch_unit``: what ``meta.episodes_per_task`` counts per task
 BatchUnit = Literal["episodes", "steps"]
+#: ``evaluation.split``: which tasks the adaptation curve is measured on
+Split = Literal["test", "train"]
 #: ``collector.backend``
 Backend = Literal["local", "subprocess", "ray"]
 #: ``collector.start_method``

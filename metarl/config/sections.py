@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict
 
-from metarl.config.choices import Adapt, Batching, BatchNormGrad, Estimator
+from metarl.config.choices import Adapt, Batching, BatchNormGrad, Estimator, Split
 from metarl.config.fields import Bool, Int, Number, Str, setting
 
 #: every section rejects keys it does not define
@@ -201,9 +201,9 @@ class MetaConfig:
 class EvaluationConfig:
     """Adaptation curve at the end of training and in `metarl evaluate`.
 
-    Few-shot runs evaluate on `evaluation.tasks` tasks of the test split (paper: 600) and report the query
-    set's mean squared error (regression) or accuracy (classification) after 0..`evaluation.steps` steps;
-    `evaluation.episodes` is not used.
+    Few-shot runs evaluate on `evaluation.tasks` tasks of `evaluation.split` (paper: 600 test tasks) and
+    report the query set's mean squared error (regression) or accuracy (classification) after
+    0..`evaluation.steps` steps; `evaluation.episodes` is not used.
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = STRICT
@@ -262,6 +262,17 @@ class EvaluationConfig:
             expected="a number >= 0 (0: half the first step size)",
         ),
     ] = 0.0
+    split: Annotated[
+        Split,
+        setting(
+            "Which tasks the curve is measured on: `test`, the held-out ones where the task distribution "
+            "has them (Meta-World's test goals and environments; few-shot test classes), or `train`, the "
+            "training tasks (Meta-World's meta-train figures; few-shot training classes). Distributions "
+            "without splits draw new tasks either way. `metarl evaluate --split`.",
+            paper="test",
+            allowed="`test`, `train`",
+        ),
+    ] = "test"
     shots: Annotated[
         Int,
         setting(

@@ -19,8 +19,9 @@ from metarl.core.types import Task
 class TaskDistribution(Protocol):
     """Anything with ``sample_tasks(n, rng)`` that draws tasks with the given generator only.
 
-    A distribution with held-out test tasks (Meta-World's) also has ``sample_test_tasks(n, rng)``, which the
-    evaluation draws from (:func:`sample_test_tasks`); the others are evaluated on new draws of
+    A distribution with held-out test tasks (Meta-World's) also has ``sample_evaluation_tasks(n, rng,
+    split)``, which the evaluation draws from (:func:`sample_evaluation_tasks`; ``split`` ``test`` for the
+    held-out tasks, ``train`` for meta-train figures); the others are evaluated on new draws of
     ``sample_tasks``.
     """
 
@@ -29,10 +30,20 @@ class TaskDistribution(Protocol):
         ...
 
 
-def sample_test_tasks(distribution: TaskDistribution, n: int, rng: np.random.Generator) -> list[Task]:
-    """``n`` tasks to evaluate on: the distribution's ``sample_test_tasks`` where it has held-out ones."""
-    held_out = getattr(distribution, "sample_test_tasks", None)
-    return held_out(n, rng) if callable(held_out) else distribution.sample_tasks(n, rng)
+def sample_evaluation_tasks(
+    distribution: TaskDistribution, n: int, rng: np.random.Generator, split: str = "test"
+) -> list[Task]:
+    """``n`` tasks to evaluate on, of ``split`` where the distribution has splits, else new ``sample_tasks``.
+
+    Args:
+        distribution: the task distribution.
+        n: how many tasks.
+        rng: the only randomness used.
+        split: ``test`` (held-out tasks) or ``train`` (the training tasks, for meta-train figures); a
+            distribution without splits draws new tasks for either.
+    """
+    draw = getattr(distribution, "sample_evaluation_tasks", None)
+    return draw(n, rng, split) if callable(draw) else distribution.sample_tasks(n, rng)
 
 
 def import_task_modules(imports: list[str]) -> None:

@@ -84,6 +84,14 @@ class TestWithMetaWorld:
         counts = {name: sum(t.env_name == name for t in ml10) for name in {t.env_name for t in ml10}}
         assert sorted(counts.values()) == [10] * 5 and len({(t.env_name, t.index) for t in ml10}) == 50
 
+    def test_meta_train_evaluation_takes_training_goals_evenly(self) -> None:
+        env = gym.make("metarl/ML10-v3").unwrapped
+        train = env.sample_evaluation_tasks(20, np.random.default_rng(3), "train")
+        assert {t.split for t in train} == {"train"}
+        assert sorted(sum(t.env_name == n for t in train) for n in {t.env_name for t in train}) == [2] * 10
+        with pytest.raises(ValueError, match="'validation' is not train or test"):
+            env.sample_evaluation_tasks(2, np.random.default_rng(0), "validation")
+
     def test_stepping_a_task_equals_meta_worlds_own_environment(self) -> None:
         import metaworld
 
@@ -187,18 +195,21 @@ def test_a_balanced_draw_alternates_environments_and_repeats_a_goal_only_after_a
     assert drawn != balanced_draw(tasks, 7, np.random.default_rng(1))
 
 
-def test_evaluation_draws_a_distributions_held_out_tasks_where_it_has_them() -> None:
-    from metarl.core.tasks import sample_test_tasks
+def test_evaluation_draws_the_asked_split_where_a_distribution_has_splits() -> None:
+    from metarl.core.tasks import sample_evaluation_tasks
 
-    class WithTestSplit:
+    class WithSplits:
         def sample_tasks(self, n, rng):
-            return [("train", float(x)) for x in rng.uniform(size=n)]
+            return [("new", float(x)) for x in rng.uniform(size=n)]
 
-        def sample_test_tasks(self, n, rng):
-            return [("test", float(x)) for x in rng.uniform(size=n)]
+        def sample_evaluation_tasks(self, n, rng, split):
+            return [(split, float(x)) for x in rng.uniform(size=n)]
 
-    class WithoutTestSplit(WithTestSplit):
-        sample_test_tasks = None
+    class WithoutSplits(WithSplits):
+        sample_evaluation_tasks = None
 
-    assert {s for s, _ in sample_test_tasks(WithTestSplit(), 5, np.random.default_rng(0))} == {"test"}
-    assert {s for s, _ in sample_test_tasks(WithoutTestSplit(), 5, np.random.default_rng(0))} == {"train"}
+    rng = np.random.default_rng
+    assert {s for s, _ in sample_evaluation_tasks(WithSplits(), 5, rng(0))} == {"test"}
+    assert {s for s, _ in sample_evaluation_tasks(WithSplits(), 5, rng(0), "train")} == {"train"}
+    for split in ("test", "train"):
+        assert {s for s, _ in sample_evaluation_tasks(WithoutSplits(), 5, rng(0), split)} == {"new"}

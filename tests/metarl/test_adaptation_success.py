@@ -132,6 +132,9 @@ def test_evaluate_writes_success_for_maml_the_random_baseline_and_compared_runs(
         torch.testing.assert_close(thirds, thirds.round(), atol=1e-5, rtol=0)
         means = [r["mean"] for r in summary["success"][method]]
         torch.testing.assert_close(torch.tensor(means), rates[method].double().mean(dim=0).float())
+    assert summary["split"] == "test"
+    assert main(["evaluate", str(runs[0]), *args, "--split", "train", "--out", str(tmp_path / "train")]) == 0
+    assert json.loads((tmp_path / "train" / "adaptation.json").read_text())["split"] == "train"
     assert main(["evaluate", str(runs[1]), *args, "--compare", str(runs[0])]) == 0
     merged = json.loads((runs[1] / "adaptation.json").read_text())
     assert set(merged["success"]) == {"maml", "random"}  # maml its own, random from the compared run
