@@ -175,19 +175,22 @@ def evaluate_methods(
         else:
             curve = curve_of(built.learner, config.evaluation_step_sizes)
             meta["step_sizes"] = config.evaluation_step_sizes
-        curves: dict[str, Tensor] = {config.method: curve.returns}
+        curves: dict[str, Tensor] = {}
         successes: dict[str, Tensor] = {}
-        if curve.successes is not None:
-            successes[config.method] = curve.successes
+
+        def keep(method: str, measured: Curve) -> None:
+            curves[method] = measured.returns
+            if measured.successes is not None:
+                successes[method] = measured.successes
+
+        keep(config.method, curve)
         if "random" in baselines:
             random_config = config_from_dict(
                 {**config_to_dict(config), "seed": config.evaluation.seed + 10_000, "method": "maml"}
             )
             assert isinstance(random_config, RLConfig)  # the same keys as `config`, a meta-RL one
             meta["random_step_size"], random_curve = best_over_grid(build(random_config).learner)
-            curves["random"] = random_curve.returns
-            if random_curve.successes is not None:
-                successes["random"] = random_curve.successes
+            keep("random", random_curve)
         for other in compared:
             if not same_tasks(other.tasks, curve.tasks):
                 raise ConfigError(

@@ -19,10 +19,11 @@ def pyplot():
     return plt
 
 
-def _save(plt: Any, fig: Any, ax: Any, path: str | Path) -> None:
-    """Legend and grid on ``ax``, then ``fig`` written to ``path`` (PNG, 120 dpi) and closed."""
-    ax.legend()
-    ax.grid(alpha=0.3)
+def _save(plt: Any, fig: Any, ax: Any | None, path: str | Path) -> None:
+    """Legend and grid on ``ax`` (unless ``None``), then ``fig`` saved to ``path`` (PNG, 120 dpi), closed."""
+    if ax is not None:
+        ax.legend()
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     with writing(path):
         fig.savefig(path, dpi=120)
@@ -58,10 +59,7 @@ def plot_adaptation(
         _steps_panel(axes[0, 1], success, "success rate")
         axes[0, 1].set_ylim(-0.02, 1.02)
     fig.suptitle(f"{title} ({summary['num_tasks']} new tasks, 95% interval)")
-    fig.tight_layout()
-    with writing(path):
-        fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, None, path)  # each panel has its legend and grid
 
 
 #: the columns :func:`plot_learning_curve` draws by default (meta-RL)
