@@ -90,6 +90,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for key in EVALUATE_OPTIONS:
         if getattr(args, key) is not None:
             setattr(config.evaluation, key, getattr(args, key))
+    if args.batch_unit is not None:
+        config.collector.batch_unit = args.batch_unit
     config = config_from_dict(config_to_dict(config))
     out_dir = output_path(args.out, default_out)
     if isinstance(config, FewShotConfig):
@@ -169,6 +171,7 @@ def evaluate_methods(
             "env_id": config.env.id,
             "seed": config.evaluation.seed,
             "split": config.evaluation.split,
+            "batch_unit": config.collector.batch_unit,
         }
         if config.method == "pretrained":
             meta["pretrained_step_size"], curve = best_over_grid(built.learner)

@@ -32,7 +32,7 @@ from metarl.app.evaluate import cmd_evaluate
 from metarl.app.render import cmd_render
 from metarl.app.runs import holding_run_locks
 from metarl.app.train import cmd_train
-from metarl.config import Backend, Split
+from metarl.config import Backend, BatchUnit, Split
 from metarl.core.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.training.allocator import keep_freed_memory
 from metarl.training.stopping import raise_interrupted
@@ -71,6 +71,12 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", type=int, help="inner steps")
     evaluate.add_argument("--episodes", type=int, help="episodes per task and step")
     evaluate.add_argument("--seed", type=int, help="seed of the new tasks")
+    evaluate.add_argument(
+        "--batch-unit",
+        choices=get_args(BatchUnit),
+        help="what --episodes counts per task and step: episodes, or env steps in whole episodes "
+        "(default: the run's collector.batch_unit)",
+    )
     evaluate.add_argument(
         "--first-step-size", type=float, help="alpha of the first step (default: inner.step_size)"
     )

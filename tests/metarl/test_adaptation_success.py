@@ -158,3 +158,29 @@ def test_meta_world_tasks_are_written_as_environment_split_and_goal_and_compared
     assert same_tasks(fields, tasks)
     assert not same_tasks(fields, [tasks[0], MetaWorldTask("reach-v3", "test", 18, b"")])
     assert not same_tasks(fields, [MetaWorldTask("push-v3", "test", 4, b""), tasks[1]])
+
+
+def test_evaluate_batch_unit_option_equals_a_checkpoint_whose_config_says_so(tmp_path) -> None:
+    from conftest import tiny_settings
+
+    from metarl.cli import main
+    from metarl.training.checkpoints import load_checkpoint
+
+    settings = tiny_settings("meta.batch_size=3", "meta.iterations=1", "collector.batch_unit=steps")
+    run = tmp_path / "run"
+    argv = ["train", str(REPO / "experiments/navigation2d-quick.yaml"), "--run-dir", str(run)]
+    assert main([*argv, *(a for s in settings for a in ("--set", s))]) == 0
+    # the same checkpoint with its config edited by hand to count episodes
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    state["config"]["collector"]["batch_unit"] = "episodes"
+    edited = tmp_path / "edited" / "policy.pt"
+    edited.parent.mkdir()
+    torch.save(state, edited)
+    args = ["--tasks", "3", "--steps", "1", "--episodes", "2"]
+    assert main(["evaluate", str(run), *args, "--batch-unit", "episodes", "--out", str(tmp_path / "a")]) == 0
+    assert main(["evaluate", str(edited), *args, "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "adaptation.json").read_text()) for d in ("a", "b"))
+    assert a["batch_unit"] == b["batch_unit"] == "episodes"
+    assert (tmp_path / "a" / "adaptation.csv").read_text() == (tmp_path / "b" / "adaptation.csv").read_text()
+    assert main(["evaluate", str(run), *args, "--out", str(tmp_path / "c")]) == 0  # the run's own: steps
+    assert json.loads((tmp_path / "c" / "adaptation.json").read_text())["batch_unit"] == "steps"
