@@ -59,6 +59,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     train.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start a new run from this checkpoint's policy (sets policy.init_from): a run directory, "
+        "experiments/pretrained/TASK or a .pt file",
+    )
+    train.add_argument(
         "--device", help="where the meta-update runs: cpu (default) or cuda[:N]; sampling stays on the CPU"
     )
     train.set_defaults(func=cmd_train)

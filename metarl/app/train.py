@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
 from pathlib import Path
+from typing import Any
 
+from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.app.build import build, build_collector, build_fewshot, oracle_collector
 from metarl.app.evaluate import evaluate_methods
 from metarl.app.resume import TrainPlan, plan_resume
 from metarl.app.runs import load_policy, make_run_dir, misfit, print_summary, run_dir_for
 from metarl.config import FewShotConfig, RLConfig, load_config
-from metarl.core.errors import ConfigError
+from metarl.core.errors import CheckpointError, ConfigError
 from metarl.evaluation import evaluate_fewshot
-from metarl.training.checkpoints import load_checkpoint
+from metarl.training.checkpoints import atomic_write, load_checkpoint, resolve_target
 from metarl.training.fewshot import train_fewshot
 from metarl.training.rl import train
 from metarl.training.run_lock import in_use_message, lock_holder
@@ -45,6 +49,10 @@ def prepare_train(args: argparse.Namespace) -> TrainPlan:
         overrides.append(f"seed={args.seed}")
     if args.device is not None:
         overrides.append(f"device={args.device}")
+    if getattr(args, "init_from", None) is not None:
+        if args.resume:
+            raise ConfigError("--init-from: a resumed run continues from its own checkpoint; start a new run")
+        overrides.append(f"policy.init_from={args.init_from}")
     if args.resume:
         if args.config or args.run_dir:
             raise ConfigError("--resume: give only the run directory; its config.yaml and folder are reused")
@@ -73,14 +81,19 @@ def train_run(plan: TrainPlan, config: RLConfig) -> int:
     collector = build_collector(config)
     if config.method == "oracle":  # the TRPO oracle: episodes whose observations carry the task
         collector = oracle_collector(collector, built.distribution)
-    if plan.resume:  # a state that does not fit stops here, before the run's files are touched
-        try:
+    start = None
+    try:  # a state that does not fit stops here, before the run's files are touched
+        if plan.resume:
             latest = run_dir / "checkpoints" / "latest.pt"
             load_policy(built.learner, load_checkpoint(latest), latest)
-        except BaseException:
-            collector.close()
-            raise
+        elif config.policy.init_from:
+            start = start_from(built.learner, config.policy.init_from)
+    except BaseException:
+        collector.close()
+        raise
     make_run_dir(config, run_dir)
+    if start is not None:
+        atomic_write(run_dir / "init_from.json", json.dumps(start, indent=2) + "\n")
     plan.record()
     try:
         metrics = train(
@@ -102,6 +115,31 @@ def train_run(plan: TrainPlan, config: RLConfig) -> int:
         )
     print_summary(summary)
     return 0
+
+
+def start_from(learner: MAMLTRPO, target: str) -> dict[str, Any]:
+    """Load the policy of the checkpoint ``target`` stands for into ``learner`` (``policy.init_from``).
+
+    Returns:
+        What ``init_from.json`` records: the checkpoint's path, its iteration and its SHA-256.
+
+    Raises:
+        ConfigError: ``target`` is not a checkpoint, or its policy does not fit ``learner``.
+    """
+    try:
+        path, _ = resolve_target(target)
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"policy.init_from: {exc}") from None
+    try:
+        learner.load_state_dict(state["policy"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        detail = misfit(None, exc).args[0].split("(", 1)[-1].rstrip(")")
+        raise ConfigError(
+            f"policy.init_from: {target!r} holds a policy that does not fit this config's policy ({detail})"
+        ) from None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"path": str(path), "iteration": int(state["iteration"]), "sha256": digest}
 
 
 def train_fewshot_run(plan: TrainPlan, config: FewShotConfig) -> int:

@@ -77,6 +77,18 @@ class PolicyConfig:
             gt=0,
         ),
     ] = 1.0
+    init_from: Annotated[
+        Str,
+        setting(
+            "A checkpoint whose policy (its weights and log-std, and learned step sizes if any) a new run "
+            "starts from, in place of a fresh initialisation: a run directory, a folder holding one "
+            "checkpoint (`experiments/pretrained/TASK`) or a `.pt` file. The run counts its iterations "
+            "from 1 and writes the checkpoint's path, iteration and SHA-256 to `init_from.json`; the "
+            "checkpoint must hold a policy of this config's shape. Empty: a fresh policy. "
+            "`metarl train --init-from PATH` sets it.",
+            expected="a checkpoint path, or empty",
+        ),
+    ] = ""
 
 
 @dataclass

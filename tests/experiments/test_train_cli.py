@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -322,3 +323,74 @@ def test_evaluate_with_random_baseline_and_compare(
         == 2
     )
     assert "evaluated on other tasks" in capsys.readouterr().err
+
+
+def test_init_from_starts_a_new_run_from_the_checkpoints_policy(tmp_path: Path) -> None:
+    import hashlib
+
+    from metarl.app.build import build
+    from metarl.app.train import start_from
+
+    assert train(tmp_path / "a", "meta.iterations=2") == 0
+    latest = tmp_path / "a" / "checkpoints" / "latest.pt"
+    # the learner holds the checkpoint's policy exactly, and the record names the file it came from
+    config = load_config(tmp_path / "a" / "config.yaml")
+    learner = build(config).learner
+    record = start_from(learner, str(tmp_path / "a"))
+    assert record == {
+        "path": str(latest),
+        "iteration": 2,
+        "sha256": hashlib.sha256(latest.read_bytes()).hexdigest(),
+    }
+    saved = load_checkpoint(latest)["policy"]
+    for key, value in learner.state_dict().items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
+    # end to end: a new run, counted from iteration 1, that repeats exactly and differs from a fresh start
+    for name in ("b", "c"):
+        argv = ["train", str(REPO / "experiments/navigation2d-quick.yaml"), "--run-dir", str(tmp_path / name)]
+        argv += [a for item in [*TINY, "meta.iterations=2"] for a in ("--set", item)]
+        assert main([*argv, "--init-from", str(tmp_path / "a")]) == 0
+    assert train(tmp_path / "fresh", "meta.iterations=2") == 0
+    assert [r["iteration"] for r in rows(tmp_path / "b")] == ["1", "2"]
+    assert rows(tmp_path / "b") == rows(tmp_path / "c") != rows(tmp_path / "fresh")
+    assert json.loads((tmp_path / "b" / "init_from.json").read_text()) == record
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["policy"]["init_from"] == str(
+        tmp_path / "a"
+    )
+    # a resumed run keeps its own checkpoint: init_from is not read again (the source may be gone)
+    latest.unlink()
+    assert main(["train", "--resume", str(tmp_path / "b"), "--set", "meta.iterations=3"]) == 0
+    assert [r["iteration"] for r in rows(tmp_path / "b")] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("missing", r"^metarl: error: policy\.init_from: checkpoint: '.*nowhere' does not exist$"),
+        (
+            "shape",
+            r"^metarl: error: policy\.init_from: '.*a' holds a policy that does not fit this config's",
+        ),
+        (
+            "resume",
+            r"^metarl: error: --init-from: a resumed run continues from its own checkpoint; start a new run$",
+        ),
+    ],
+)
+def test_bad_init_from_is_one_line_and_writes_nothing(
+    change: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train(tmp_path / "a", "meta.iterations=1") == 0
+    argv = ["train", str(REPO / "experiments/navigation2d-quick.yaml"), "--run-dir", str(tmp_path / "b")]
+    argv += [a for item in [*TINY, "meta.iterations=1"] for a in ("--set", item)]
+    if change == "missing":
+        argv += ["--init-from", str(tmp_path / "nowhere")]
+    elif change == "shape":
+        argv += ["--init-from", str(tmp_path / "a"), "--set", "policy.hidden_sizes=[7]"]
+    else:
+        argv = ["train", "--resume", str(tmp_path / "a"), "--init-from", str(tmp_path / "a")]
+    capsys.readouterr()
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and re.match(message, lines[0]), lines
+    assert not (tmp_path / "b").exists()
