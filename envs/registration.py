@@ -63,6 +63,13 @@ for _name, _factory in _V2_TASKS:
         200,
         {"frame_skip": 2, "original_model": True, "original_start_noise": True},
     )
+    # -v5 (Ant only): as -v1 with the original integration, one RK4 step of 0.02 s per action.
+    ENV_SPECS[f"metarl/{_name}-v5"] = (
+        f"metarl.envs.mujoco.ant:{_name}Env",
+        f"metarl.envs.mujoco.vector:make_{_factory}",
+        200,
+        {"frame_skip": 1, "original_timestep": True},
+    )
 # Meta-World (the optional `metaworld` extra, envs/metaworld.py): ML1 of each environment, ML10 and ML45.
 # Registered without the package, so that using one without it names the install command.
 for _env_name in ENV_NAMES:
@@ -79,9 +86,9 @@ for _benchmark in BENCHMARKS[1:]:
 
 
 #: Ids that are not out of date although a higher version exists (Ant's -v1, the recommended one, and -v2:
-#: -v2 to -v4 are variants, each one of the original code's differences, see docs/RESULTS.md), so
+#: -v2 to -v5 are variants, each one of the original code's differences, see docs/RESULTS.md), so
 #: Gymnasium's "out of date, consider upgrading" is wrong for them.
-RECOMMENDED_OLDER_IDS = tuple(f"metarl/{name}-{v}" for name, _ in _V2_TASKS for v in ("v1", "v2", "v3"))
+RECOMMENDED_OLDER_IDS = tuple(f"metarl/{name}-{v}" for name, _ in _V2_TASKS for v in ("v1", "v2", "v3", "v4"))
 
 
 def silence_upgrade_warnings() -> None:

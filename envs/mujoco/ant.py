@@ -45,6 +45,9 @@ ORIGINAL_INIT_QPOS = (0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0
 #: The original start state's position noise (rllab's ``reset_mujoco``: ``init_qpos + 0.01 * N(0, 1)``, where
 #: Gymnasium draws ``U(-0.1, 0.1)``; the velocity noise ``0.1 * N(0, 1)`` is the same in both).
 ORIGINAL_QPOS_NOISE = 0.01
+#: The original model's physics timestep (rllab's ``ant.xml``: ``timestep="0.02"``, RK4, no ``frame_skip``
+#: entry, so one RK4 step of 0.02 s per action); Gymnasium's model steps 0.01 s.
+ORIGINAL_TIMESTEP = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +84,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
       ``reward_ctrl`` and ``reward_contact`` (the reward is the sum of the ``reward_*`` entries), Gymnasium's
       ``x_position``, ``y_position``, ``distance_from_origin``, ``x_velocity``, ``y_velocity``, and ``task``.
     - ``v_x`` is Gymnasium's ``x_velocity``: the displacement of the torso's position along x over the step,
-      divided by ``dt = 0.01 * frame_skip`` s (model timestep 0.01 s, RK4).
+      divided by ``dt = timestep * frame_skip`` s (model timestep 0.01 s, RK4; ``-v5``: 0.02 s).
     - Control rate: ``frame_skip`` physics steps per env step; 5 in ``-v0`` ids (Gymnasium's, ``dt`` 0.05 s),
       2 in ``-v1`` ids (``dt`` 0.02 s, the original code's: rllab's ``ant.xml`` has timestep 0.02 and no
       ``frame_skip`` entry, so one RK4 step of 0.02 s per action).
@@ -104,8 +107,9 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
 
     Differences from the original code (cbfinn/maml_rl, on rllab): Gymnasium's model (``-v2`` ids take the
     original's contact softness and initial pose; the geometry, masses, joints and motors are the same) and
-    initial state noise, the control rate in ``-v0`` ids (``-v1`` and ``-v2`` ids match its ``dt`` with two
-    RK4 steps of 0.01 s); ``v_x`` is the finite-difference torso velocity, where the original read the
+    initial state noise, the control rate in ``-v0`` ids (``-v1`` to ``-v4`` ids match its ``dt`` with two
+    RK4 steps of 0.01 s, ``-v5`` ids with its one RK4 step of 0.02 s); ``v_x`` is the finite-difference
+    torso velocity, where the original read the
     centre-of-mass velocity of the torso's subtree (the whole robot); the
     survive reward is not paid on the terminating step (v5 pays it only while healthy); the original
     observation also held the full ``qpos``, the torso's orientation matrix and the robot's centre of mass
@@ -123,6 +127,9 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         original_observation: Observe as the original code did, ``(125,)`` (``-v3`` ids).
         original_start_noise: Draw the start position as the original code did,
             ``init_qpos + 0.01 * N(0, 1)`` (``-v4`` ids, with ``original_model``).
+        original_timestep: Step the physics as the original model did, one RK4 step of 0.02 s
+            (:data:`ORIGINAL_TIMESTEP`), where Gymnasium's model takes 0.01 s steps (``-v5`` ids, with
+            ``frame_skip`` 1: the same ``dt``, half the physics steps).
     """
 
     parameters: ClassVar[AntParameters] = AntParameters()
@@ -133,6 +140,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         "original_model",
         "original_observation",
         "original_start_noise",
+        "original_timestep",
     )
 
     def __init__(
@@ -146,11 +154,12 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
         original_model: bool = False,
         original_observation: bool = False,
         original_start_noise: bool = False,
+        original_timestep: bool = False,
     ) -> None:
         self.task = self.default_task if task is None else task
         check_frame_skip(frame_skip)
         self.original_model, self.original_observation = original_model, original_observation
-        self.original_start_noise = original_start_noise
+        self.original_start_noise, self.original_timestep = original_start_noise, original_timestep
         p = self.parameters
         super().__init__(
             frame_skip=frame_skip,
@@ -170,6 +179,9 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
             camera_name=camera_name,
         )
         disable_warmstart(self.model)
+        if original_timestep:
+            self.model.opt.timestep = ORIGINAL_TIMESTEP
+            self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.dt))}
         if original_model:
             self.model.geom_solimp[:, :3] = ORIGINAL_SOLIMP
             self.init_qpos = np.array(ORIGINAL_INIT_QPOS, dtype=np.float64)
@@ -237,6 +249,7 @@ class AntVelEnv(AntTaskEnv):
         v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
         v4: as v2 with the original start position noise: the original start state entire
             (``original_start_noise``).
+        v5: as v1 with the original integration, one RK4 step of 0.02 s per action (``original_timestep``).
     """
 
     task_type = VelocityTask
@@ -266,6 +279,7 @@ class AntDirEnv(AntTaskEnv):
         v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
         v4: as v2 with the original start position noise: the original start state entire
             (``original_start_noise``).
+        v5: as v1 with the original integration, one RK4 step of 0.02 s per action (``original_timestep``).
     """
 
     task_type = DirectionTask
@@ -298,6 +312,7 @@ class AntGoalEnv(AntTaskEnv):
         v3: as v1 with the original code's observation, ``(125,)`` (``original_observation``).
         v4: as v2 with the original start position noise: the original start state entire
             (``original_start_noise``).
+        v5: as v1 with the original integration, one RK4 step of 0.02 s per action (``original_timestep``).
     """
 
     task_type = GoalTask

@@ -169,7 +169,8 @@ class MuJoCoVectorEnv(VectorEnv):
         self._qvel = slice(1 + model.nq, 1 + model.nq + model.nv)
         self._state = np.zeros((num_envs, nstate))
         self._substates = np.zeros((num_envs, self._substeps, nstate))
-        self._controls = np.zeros((num_envs, self._substeps, model.nu))
+        # the actions, one row per rollout substep (at least one: the last substep reads row 0)
+        self._controls = np.zeros((num_envs, max(self._substeps, 1), model.nu))
         self._xy = np.zeros((num_envs, 2))  # the main body's x, y as the single env's data holds them
         self._cfrc = np.zeros((num_envs, model.nbody, 6))
         self._xmat = np.zeros((num_envs, 9))  # the main body's orientation and subtree centre of mass
@@ -289,10 +290,11 @@ class MuJoCoVectorEnv(VectorEnv):
         controls = self._controls if everything else self._controls[rows]
         substates = self._substates[:k]
         chunk = -(-k // self.num_threads)
-        self._pool.rollout(
-            self._models[:k], self._scratch, state, controls, nstep=self._substeps,
-            state=substates, skip_checks=True, chunk_size=chunk,
-        )  # fmt: skip
+        if self._substeps:  # none when an Ant takes one physics step per action (-v5): the last is all
+            self._pool.rollout(
+                self._models[:k], self._scratch, state, controls[:, : self._substeps], nstep=self._substeps,
+                state=substates, skip_checks=True, chunk_size=chunk,
+            )  # fmt: skip
         if self._robot.needs_last_substep:
             self._take_last_substep(rows, chunk)
         else:
@@ -353,7 +355,8 @@ class MuJoCoVectorEnv(VectorEnv):
     def _step_rows(self, rows: np.ndarray, lo: int, hi: int, data: mujoco.MjData) -> None:
         for j in range(lo, hi):
             i = rows[j]
-            mujoco.mj_setState(self._model, data, self._substates[j, -1], STATE)
+            start = self._substates[j, -1] if self._substeps else self._state[i]
+            mujoco.mj_setState(self._model, data, start, STATE)
             data.ctrl[:] = self._controls[i, 0]
             mujoco.mj_step(self._model, data)
             mujoco.mj_rnePostConstraint(self._model, data)

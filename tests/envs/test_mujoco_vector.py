@@ -29,6 +29,7 @@ MUJOCO_IDS = [
     "metarl/AntDir-v2",  # the original contact softness and initial pose
     "metarl/AntVel-v3",  # the original observation
     "metarl/AntDir-v4",  # the original start state
+    "metarl/AntVel-v5",  # one RK4 step of 0.02 s per action (frame_skip 1)
     "metarl/AntGoal-v3",
 ]
 NUM_ENVS = 6

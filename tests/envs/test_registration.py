@@ -27,7 +27,7 @@ def _tmp_cwd(tmp_path, monkeypatch):
 def test_import_registers_every_id() -> None:
     tasks = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
     expected = ["metarl/Navigation2D-v0"] + [f"metarl/{t}-{v}" for t in tasks for v in ("v0", "v1")]
-    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in ("v2", "v3", "v4")]
+    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in ("v2", "v3", "v4", "v5")]
     expected += [f"metarl/ML1-{name}" for name in ENV_NAMES] + ["metarl/ML10-v3", "metarl/ML45-v3"]
     assert envs.registered_ids() == expected
     assert all(env_id in gym.registry for env_id in envs.registered_ids())
@@ -139,3 +139,30 @@ def test_ant_v4_ids_start_as_the_original_code(task: str) -> None:
     # positions: N(0, 0.01^2) against Gymnasium's U(-0.1, 0.1) (std 0.0577); velocities 0.1 N(0, 1) in both
     assert abs(p4.std() - 0.01) < 0.0005 and abs(p2.std() - 0.1 / np.sqrt(3)) < 0.002
     assert abs(v4_vel.std() - 0.1) < 0.005 and abs(v2_vel.std() - 0.1) < 0.005
+
+
+@pytest.mark.parametrize("task", ["AntVel", "AntDir", "AntGoal"])
+def test_ant_v5_ids_take_one_rk4_step_of_the_original_timestep(task: str) -> None:
+    import mujoco
+
+    from metarl.envs.mujoco.ant import ORIGINAL_TIMESTEP
+
+    v1, v5 = gym.make(f"metarl/{task}-v1").unwrapped, gym.make(f"metarl/{task}-v5").unwrapped
+    assert v5.model.opt.timestep == ORIGINAL_TIMESTEP == 0.02 and v5.frame_skip == 1
+    assert v5.model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
+    assert v5.dt == v1.dt == 0.02 and v5.metadata["render_fps"] == 50
+    # everything else is -v1's: the same model but for the timestep, the same start state
+    np.testing.assert_array_equal(v5.model.geom_solimp, v1.model.geom_solimp)
+    np.testing.assert_array_equal(v5.init_qpos, v1.init_qpos)
+    obs5, _ = v5.reset(seed=3)
+    obs1, _ = v1.reset(seed=3)
+    np.testing.assert_array_equal(obs5, obs1)
+    # one env step is one physics step of 0.02 s: a hand-made RK4 step of the model lands on the same state
+    data = mujoco.MjData(v5.model)
+    data.qpos[:], data.qvel[:] = v5.data.qpos, v5.data.qvel
+    action = np.full(v5.action_space.shape, 0.3)
+    data.ctrl[:] = action
+    mujoco.mj_step(v5.model, data)
+    v5.step(action)
+    np.testing.assert_array_equal(v5.data.qpos, data.qpos)
+    assert v5.data.time == pytest.approx(0.02)
