@@ -242,9 +242,11 @@ class MAMLTRPO:
         """The meta-parameters, detached, with a task axis: ``[N, ...]`` per entry."""
         return expand_params({k: v.detach() for k, v in self.policy.named_parameters()}, num_tasks)
 
-    def policy_fn(self, params: Params, generator: torch.Generator) -> TaskPolicy:
-        """Sampling policy for the collector: per-task parameters ``[N, ...]`` (:func:`task_policy`)."""
-        return task_policy(self.policy, params, generator)
+    def policy_fn(
+        self, params: Params, generator: torch.Generator, deterministic: bool = False
+    ) -> TaskPolicy:
+        """Sampling (``deterministic``: mean-action) policy of per-task parameters ``[N, ...]``."""
+        return task_policy(self.policy, params, generator, deterministic)
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
         """One detached inner step for every task at once: ``[N, ...]`` parameters -> ``[N, ...]``.

@@ -259,9 +259,9 @@ class OracleAdapter:
         """The oracle's parameters with a task axis."""
         return self.learner.initial_params(num_tasks)
 
-    def policy_fn(self, params: Params, generator: torch.Generator) -> PolicyFn:
+    def policy_fn(self, params: Params, generator: torch.Generator, deterministic: bool = False) -> PolicyFn:
         """Append each task's features to its observations ``[N, E, D] -> [N, E, D + K]``, then act."""
-        return WithTaskFeatures(self.learner.policy_fn(params, generator), self.features)
+        return WithTaskFeatures(self.learner.policy_fn(params, generator, deterministic), self.features)
 
     def adapt(self, params: Params, batch: EpisodeBatch, step_size: float) -> Params:
         """The oracle is not adapted: the parameters come back unchanged."""

@@ -153,13 +153,16 @@ class TaskPolicy:
         seeds: ``N`` noise seeds (:func:`task_noise_seeds`).
     """
 
-    def __init__(self, module: nn.Module, params: dict[str, Tensor], seeds: list[int]) -> None:
+    def __init__(
+        self, module: nn.Module, params: dict[str, Tensor], seeds: list[int], deterministic: bool = False
+    ) -> None:
         """See the class docstring."""
         if any(v.shape[0] != len(seeds) for v in params.values()):
             raise ValueError(f"params need a leading task axis of {len(seeds)} (one per seed)")
         self.module = module
         self.params = params
         self.seeds = list(seeds)
+        self.deterministic = deterministic
         self._generators: list[torch.Generator] | None = None
 
     def __getstate__(self) -> dict:
@@ -170,26 +173,33 @@ class TaskPolicy:
     def select(self, start: int, stop: int) -> TaskPolicy:
         """The policy of tasks ``start..stop-1`` with fresh noise streams (copies: pickles only the slice)."""
         params = {k: v[start:stop].clone() for k, v in self.params.items()}
-        return TaskPolicy(self.module, params, self.seeds[start:stop])
+        return TaskPolicy(self.module, params, self.seeds[start:stop], self.deterministic)
 
     @torch.no_grad()
     def __call__(self, observations: Tensor) -> Tensor:
-        """Sample actions ``[N, E, A]`` for observations ``[N, E, D]``."""
+        """Sample actions ``[N, E, A]`` for observations ``[N, E, D]`` (``deterministic``: the means)."""
+        mean, log_std = task_batched_forward(self.module, self.params, observations)
+        if self.deterministic:
+            return mean
         if self._generators is None:
             self._generators = [torch.Generator().manual_seed(s) for s in self.seeds]
-        mean, log_std = task_batched_forward(self.module, self.params, observations)
         noise = torch.stack(
             [torch.randn(mean.shape[1:], generator=g, dtype=mean.dtype) for g in self._generators]
         )
         return mean + torch.exp(log_std)[:, None, :] * noise
 
 
-def task_policy(module: nn.Module, params: dict[str, Tensor], generator: torch.Generator) -> TaskPolicy:
+def task_policy(
+    module: nn.Module, params: dict[str, Tensor], generator: torch.Generator, deterministic: bool = False
+) -> TaskPolicy:
     """The collector's sampling policy of per-task parameters ``[N, ...]`` (observations ``[N, E, D]``).
+
+    ``deterministic``: act with the mean action (the generator is still drawn from, so what follows is
+    the same either way).
 
     One draw from ``generator`` seeds a separate noise stream per task (:class:`TaskPolicy`), so the
     episodes do not depend on how a collector splits the tasks among workers.
     """
     base = int(torch.randint(0, 2**62, (1,), generator=generator))
     num_tasks = next(iter(params.values())).shape[0]
-    return TaskPolicy(module, params, task_noise_seeds(base, num_tasks))
+    return TaskPolicy(module, params, task_noise_seeds(base, num_tasks), deterministic)

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from metarl.collection import Collector
-from metarl.config import FewShotConfig
+from metarl.config import FewShotConfig, QueryAction
 from metarl.core.seeding import evaluation_generators
-from metarl.core.types import Adapter, Task
+from metarl.core.types import Adapter, EpisodeBatch, Task
 from metarl.training.checkpoints import atomic_write
 from metarl.training.fewshot import FewShotLearner, FewShotTasks, as_task_batch
 
@@ -54,22 +54,41 @@ def adaptation_curve(
     step_sizes: Sequence[float],
     rng: np.random.Generator,
     generator: torch.Generator,
+    query: Collector | None = None,
+    query_action: QueryAction = "sample",
 ) -> AdaptationCurve:
     """Mean episode return (and success rate) of each task before and after each inner step.
+
+    Without ``query`` (the MAML paper's protocol), step ``k``'s point is the mean over its support episodes,
+    the batch step ``k + 1`` adapts on. With ``query`` (Meta-World's: 10 support, then 3 query episodes
+    acting with the ``mean`` action), the point is measured on ``query``'s episodes with step ``k``'s
+    parameters, and the support episodes only adapt; the last step needs no support batch.
 
     Returns:
         Curves of ``[N, len(step_sizes) + 1]``; column ``k`` is after ``k`` steps.
     """
     params = adapter.initial_params(len(tasks))
     returns, successes = [], []
-    for k in range(len(step_sizes) + 1):
-        batch = collector.collect(tasks, adapter.policy_fn(params, generator), seed=int(rng.integers(2**31)))
+
+    def record(batch: EpisodeBatch) -> None:
         returns.append(batch.mean_returns())
         rates = batch.task_success_rates()
         if rates is not None:
             successes.append(rates)
+
+    for k in range(len(step_sizes) + 1):
+        if query is not None:  # separate episodes, with step k's parameters
+            policy = adapter.policy_fn(params, generator, deterministic=query_action == "mean")
+            record(query.collect(tasks, policy, seed=int(rng.integers(2**31))))
+            if k == len(step_sizes):
+                break
+        support = collector.collect(
+            tasks, adapter.policy_fn(params, generator), seed=int(rng.integers(2**31))
+        )
+        if query is None:
+            record(support)
         if k < len(step_sizes):
-            params = adapter.adapt(params, batch, step_sizes[k])
+            params = adapter.adapt(params, support, step_sizes[k])
     return AdaptationCurve(torch.stack(returns, dim=1), torch.stack(successes, dim=1) if successes else None)
 
 

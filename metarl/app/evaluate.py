@@ -43,6 +43,8 @@ EVALUATE_OPTIONS = (
     "shots",
     "query_shots",
     "split",
+    "query_episodes",
+    "query_action",
 )
 #: step sizes tried when fine-tuning the random-initialisation and pretrained baselines, as multiples of
 #: inner.step_size (the paper picked the baselines' step sizes from a small grid)
@@ -144,6 +146,9 @@ def evaluate_methods(
         The summary :func:`metarl.evaluation.write_adaptation_files` wrote to ``out_dir``.
     """
     collector = build_collector(config, config.evaluation.tasks, config.evaluation.episodes)
+    query = None
+    if config.evaluation.query_episodes:
+        query = build_collector(config, config.evaluation.tasks, config.evaluation.query_episodes)
 
     def curve_of(adapter: Adapter, step_sizes: list[float]) -> Curve:
         rng, gen = evaluation_generators(config.evaluation.seed)  # every method: same tasks, resets and noise
@@ -153,7 +158,9 @@ def evaluate_methods(
         if config.method == "oracle" and adapter is built.learner:
             features = torch.as_tensor(np.stack([task_features(t) for t in tasks]))
             adapter = OracleAdapter(built.learner, features)
-        measured = adaptation_curve(adapter, collector, tasks, step_sizes, rng, gen)
+        measured = adaptation_curve(
+            adapter, collector, tasks, step_sizes, rng, gen, query, config.evaluation.query_action
+        )
         return Curve(tasks, measured.returns, measured.successes)
 
     def best_over_grid(adapter: Adapter) -> tuple[float, Curve]:
@@ -172,6 +179,8 @@ def evaluate_methods(
             "seed": config.evaluation.seed,
             "split": config.evaluation.split,
             "batch_unit": config.collector.batch_unit,
+            "query_episodes": config.evaluation.query_episodes,
+            "query_action": config.evaluation.query_action,
         }
         if config.method == "pretrained":
             meta["pretrained_step_size"], curve = best_over_grid(built.learner)
@@ -204,4 +213,6 @@ def evaluate_methods(
             curves.update({m: c for m, c in other.curves.items() if m not in curves})
     finally:
         collector.close()
+        if query is not None:
+            query.close()
     return write_adaptation_files(out_dir, curves, curve.tasks, meta, successes=successes)

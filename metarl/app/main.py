@@ -32,7 +32,7 @@ from metarl.app.evaluate import cmd_evaluate
 from metarl.app.render import cmd_render
 from metarl.app.runs import holding_run_locks
 from metarl.app.train import cmd_train
-from metarl.config import Backend, BatchUnit, Split
+from metarl.config import Backend, BatchUnit, QueryAction, Split
 from metarl.core.errors import CheckpointError, ConfigError, Interrupted, RunError, Stopped
 from metarl.training.allocator import keep_freed_memory
 from metarl.training.stopping import raise_interrupted
@@ -99,6 +99,18 @@ def make_parser() -> argparse.ArgumentParser:
         "--split",
         choices=get_args(Split),
         help="test: held-out tasks where the env has them (default: evaluation.split); train: training tasks",
+    )
+    evaluate.add_argument(
+        "--query-episodes",
+        type=int,
+        help="measure each step on this many separate episodes per task (Meta-World's protocol: 3); "
+        "0: on the support episodes (default: evaluation.query_episodes)",
+    )
+    evaluate.add_argument(
+        "--query-action",
+        choices=get_args(QueryAction),
+        help="how the measuring episodes act: sample, or the mean action (Meta-World's; needs "
+        "--query-episodes; default: evaluation.query_action)",
     )
     evaluate.add_argument("--out", help="output folder (default: the run directory)")
     evaluate.add_argument(

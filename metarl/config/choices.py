@@ -32,6 +32,8 @@ Vectorization = Literal["auto", "vector_entry_point", "sync", "async"]
 BatchUnit = Literal["episodes", "steps"]
 #: ``evaluation.split``: which tasks the adaptation curve is measured on
 Split = Literal["test", "train"]
+#: ``evaluation.query_action``: how the episodes that measure the curve act
+QueryAction = Literal["sample", "mean"]
 #: ``collector.backend``
 Backend = Literal["local", "subprocess", "ray"]
 #: ``collector.start_method``

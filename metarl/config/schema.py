@@ -213,6 +213,12 @@ def rl_rule_violations(config: RLConfig) -> list[str]:
                 "trpo.fisher_product: closed_form covers one inner step of the paper's estimator with fixed "
                 f"step sizes, not {', '.join(c for c in clashes if c)}; use jfj"
             )
+    if config.evaluation.query_action == "mean" and config.evaluation.query_episodes == 0:
+        out.append(
+            "evaluation.query_action: 'mean' with evaluation.query_episodes 0; the mean action measures "
+            "separate episodes only (support episodes must sample to adapt): set query_episodes >= 1 "
+            "(Meta-World: 3) or query_action 'sample'"
+        )
     if config.collector.batch_unit == "steps" and config.collector.backend != "local":
         out.append(
             f"collector.batch_unit: 'steps' with collector.backend {config.collector.backend!r}; a batch "

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict
 
-from metarl.config.choices import Adapt, Batching, BatchNormGrad, Estimator, Split
+from metarl.config.choices import Adapt, Batching, BatchNormGrad, Estimator, QueryAction, Split
 from metarl.config.fields import Bool, Int, Number, Str, setting
 
 #: every section rejects keys it does not define
@@ -273,6 +273,29 @@ class EvaluationConfig:
             allowed="`test`, `train`",
         ),
     ] = "test"
+    query_episodes: Annotated[
+        Int,
+        setting(
+            "Meta-RL only. 0: each point of the curve is the mean over that step's support episodes, which "
+            "the next step adapts on (the MAML paper's protocol). N > 0: each point is measured on N more "
+            "episodes per task with that step's parameters, and the `evaluation.episodes` support episodes "
+            "only adapt (Meta-World's protocol: 10 adaptation episodes, then 3 evaluation episodes). "
+            "`metarl evaluate --query-episodes`.",
+            paper="0 (Meta-World: 3)",
+            ge=0,
+        ),
+    ] = 0
+    query_action: Annotated[
+        QueryAction,
+        setting(
+            "Meta-RL only. How the measuring episodes act: `sample` from the Gaussian policy, or take its "
+            "`mean` action (Meta-World's evaluation, its agents' `eval_action`; needs "
+            "`evaluation.query_episodes` > 0, since support episodes must explore). Support episodes always "
+            "sample. `metarl evaluate --query-action`.",
+            paper="sample (Meta-World: mean)",
+            allowed="`sample`, `mean` (with `evaluation.query_episodes` > 0)",
+        ),
+    ] = "sample"
     shots: Annotated[
         Int,
         setting(

@@ -134,8 +134,10 @@ class Adapter(Protocol):
         """Meta-parameters with a task axis ``[N, ...]``."""
         ...
 
-    def policy_fn(self, params: dict[str, Tensor], generator: torch.Generator) -> Callable[[Tensor], Tensor]:
-        """A sampling policy for the collector."""
+    def policy_fn(
+        self, params: dict[str, Tensor], generator: torch.Generator, deterministic: bool = False
+    ) -> Callable[[Tensor], Tensor]:
+        """A sampling policy for the collector (``deterministic``: it takes the mean action)."""
         ...
 
     def adapt(self, params: dict[str, Tensor], batch: EpisodeBatch, step_size: float) -> dict[str, Tensor]:

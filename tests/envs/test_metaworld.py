@@ -177,6 +177,23 @@ class TestWithMetaWorld:
             parse_task([f"goal={name.index}"], ml10)
         assert parse_task([f"env={name.env_name},goal={name.index}"], ml10) == name
 
+    def test_the_quick_config_trains_and_evaluates_by_meta_worlds_protocol(self, tmp_path) -> None:
+        from pathlib import Path
+
+        from metarl.evaluation import SUCCESS_COLUMN, read_adaptation_csv
+
+        config = Path(__file__).resolve().parents[2] / "experiments" / "metaworld-ml1-quick.yaml"
+        settings = ["meta.iterations=1", "meta.batch_size=2"]
+        settings += ["evaluation.tasks=2"]
+        argv = ["train", str(config), "--run-dir", str(tmp_path / "run")]
+        assert main([*argv, *(a for item in settings for a in ("--set", item))]) == 0
+        summary = json.loads((tmp_path / "run" / "adaptation.json").read_text())
+        assert summary["query_episodes"] == 1 and summary["query_action"] == "mean"
+        assert summary["split"] == "test" and set(summary["success"]) == {"maml"}
+        rates, tasks = read_adaptation_csv(tmp_path / "run", SUCCESS_COLUMN)
+        assert rates["maml"].shape == (2, 2) and set(rates["maml"].flatten().tolist()) <= {0.0, 1.0}
+        assert {t["split"] for t in tasks} == {"test"}
+
     def test_a_task_of_another_environment_is_refused_by_ml1(self) -> None:
         env = gym.make("metarl/ML1-reach-v3").unwrapped
         with pytest.raises(ValueError, match="ML1 of 'reach-v3'"):

@@ -184,3 +184,107 @@ def test_evaluate_batch_unit_option_equals_a_checkpoint_whose_config_says_so(tmp
     assert (tmp_path / "a" / "adaptation.csv").read_text() == (tmp_path / "b" / "adaptation.csv").read_text()
     assert main(["evaluate", str(run), *args, "--out", str(tmp_path / "c")]) == 0  # the run's own: steps
     assert json.loads((tmp_path / "c" / "adaptation.json").read_text())["batch_unit"] == "steps"
+
+
+class NoisyConstantAction(ConstantAction):
+    """As :class:`ConstantAction`, with unit Gaussian noise unless ``deterministic`` (the mean action)."""
+
+    def policy_fn(self, params, generator, deterministic: bool = False):
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+
+        def act(obs: Tensor) -> Tensor:
+            mean = params["a"][:, None, None].expand(*obs.shape[:-1], 1)
+            if deterministic:
+                return mean.clone()
+            return mean + torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed))
+
+        return act
+
+
+def test_query_episodes_measure_each_step_with_the_mean_action_and_support_only_adapts() -> None:
+    import success_envs
+
+    goals = [3.0, 7.0, 30.0]
+    tasks = [success_envs.Goal1D(g) for g in goals]
+    support = make_collector("metarl-test/Reach1D-v0", len(goals), 2, mode="sync")
+    query = make_collector("metarl-test/Reach1D-v0", len(goals), 3, mode="sync")
+    args = (NoisyConstantAction(), support, tasks, [0.5, 0.5], np.random.default_rng(0), torch.Generator())
+    curve = adaptation_curve(*args, query=query, query_action="mean")
+    # mean actions 0, 0.5, 1: the noise-free values of ConstantAction, whatever the support episodes did
+    assert curve.successes is not None
+    assert curve.successes.tolist() == [[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    assert curve.returns[0, 0].item() == pytest.approx(-30.0)
+    assert curve.returns[0, 1].item() == pytest.approx(-sum(abs(t / 2 - 3.0) for t in range(1, 11)))
+    # the support episodes are not measured: sampled query episodes differ from the mean action's
+    args = (NoisyConstantAction(), support, tasks, [0.5, 0.5], np.random.default_rng(0), torch.Generator())
+    sampled = adaptation_curve(*args, query=query, query_action="sample")
+    assert not torch.equal(sampled.returns, curve.returns)
+    # without query episodes, the curve is the support episodes' mean (the MAML paper's protocol), as before
+    plain = adaptation_curve(
+        NoisyConstantAction(), support, tasks, [0.5, 0.5], np.random.default_rng(0), torch.Generator()
+    )
+    again = adaptation_curve(
+        NoisyConstantAction(), support, tasks, [0.5, 0.5], np.random.default_rng(0), torch.Generator()
+    )
+    assert torch.equal(plain.returns, again.returns) and not torch.equal(plain.returns, curve.returns)
+
+
+def test_task_policy_mean_action_is_the_policy_mean_and_keeps_the_generator_stream() -> None:
+    from metarl.agents.policies import GaussianMLPPolicy, task_batched_forward, task_policy
+
+    policy = GaussianMLPPolicy(3, 2, hidden_sizes=(8,))
+    params = {k: v.detach()[None].expand(4, *v.shape).clone() for k, v in policy.named_parameters()}
+    obs = torch.randn(4, 5, 3)
+    gens = [torch.Generator().manual_seed(7) for _ in range(2)]
+    mean_policy = task_policy(policy, params, gens[0], deterministic=True)
+    sampling = task_policy(policy, params, gens[1])
+    mean, _ = task_batched_forward(policy, params, obs)
+    torch.testing.assert_close(mean_policy(obs), mean, rtol=0, atol=0)
+    torch.testing.assert_close(mean_policy.select(1, 3)(obs[1:3]), mean[1:3], rtol=0, atol=0)
+    assert not torch.equal(sampling(obs), mean)
+    assert torch.equal(gens[0].get_state(), gens[1].get_state())  # one draw each: what follows is the same
+
+
+def test_mean_query_action_without_query_episodes_is_refused_with_the_fix() -> None:
+    from metarl.config import load_config
+    from metarl.core.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"evaluation.query_action: 'mean' with evaluation.query_episodes 0"
+    ):
+        load_config(REPO / "experiments/navigation2d-quick.yaml", ["evaluation.query_action=mean"])
+
+
+def test_evaluate_query_options_reach_the_files(tmp_path) -> None:
+    from conftest import tiny_settings
+
+    from metarl.cli import main
+
+    envs_file = Path(__file__).with_name("success_envs.py")
+    settings = tiny_settings(
+        "env.id=metarl-test/Reach1D-v0",
+        f"env.imports=[{envs_file}]",
+        "meta.batch_size=3",
+        "meta.iterations=1",
+    )
+    run = tmp_path / "run"
+    argv = ["train", str(REPO / "experiments/navigation2d-quick.yaml"), "--run-dir", str(run)]
+    assert main([*argv, *(a for s in settings for a in ("--set", s))]) == 0
+    args = [
+        "--tasks",
+        "3",
+        "--steps",
+        "1",
+        "--episodes",
+        "2",
+        "--query-episodes",
+        "3",
+        "--query-action",
+        "mean",
+    ]
+    assert main(["evaluate", str(run), *args, "--out", str(tmp_path / "q")]) == 0
+    summary = json.loads((tmp_path / "q" / "adaptation.json").read_text())
+    assert summary["query_episodes"] == 3 and summary["query_action"] == "mean"
+    rates, _ = read_adaptation_csv(tmp_path / "q", SUCCESS_COLUMN)
+    thirds = rates["maml"] * 3  # each a fraction of the 3 query episodes
+    torch.testing.assert_close(thirds, thirds.round(), atol=1e-5, rtol=0)
