@@ -79,10 +79,15 @@ def load_policy(learner: MAMLTRPO, state: dict[str, Any], path: Path | None = No
         raise misfit(path, exc) from None
 
 
+def misfit_detail(exc: Exception) -> str:
+    """The lines of a failed ``load_state_dict`` worth a one-line error (at most 200 characters)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return "; ".join(lines[1:3] or lines[:1])[:200]  # torch's first line only says "Error(s) in loading"
+
+
 def misfit(path: Path | None, exc: Exception) -> CheckpointError:
     """The error for a checkpoint whose state does not fit the learner built from its config."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    detail = "; ".join(lines[1:3] or lines[:1])[:200]  # torch's first line only says "Error(s) in loading"
+    detail = misfit_detail(exc)
     if path is None:
         return CheckpointError(f"checkpoint: its policy does not match its config ({detail})")
     return damaged(path, f"its policy does not fit the run's config.yaml ({detail})")

@@ -13,7 +13,7 @@ from metarl.agents.maml_trpo import MAMLTRPO
 from metarl.app.build import build, build_collector, build_fewshot, oracle_collector
 from metarl.app.evaluate import evaluate_methods
 from metarl.app.resume import TrainPlan, plan_resume
-from metarl.app.runs import load_policy, make_run_dir, misfit, print_summary, run_dir_for
+from metarl.app.runs import load_policy, make_run_dir, misfit, misfit_detail, print_summary, run_dir_for
 from metarl.config import FewShotConfig, RLConfig, load_config
 from metarl.core.errors import CheckpointError, ConfigError
 from metarl.evaluation import evaluate_fewshot
@@ -134,9 +134,9 @@ def start_from(learner: MAMLTRPO, target: str) -> dict[str, Any]:
     try:
         learner.load_state_dict(state["policy"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        detail = misfit(None, exc).args[0].split("(", 1)[-1].rstrip(")")
         raise ConfigError(
-            f"policy.init_from: {target!r} holds a policy that does not fit this config's policy ({detail})"
+            f"policy.init_from: {target!r} holds a policy that does not fit this config's policy "
+            f"({misfit_detail(exc)})"
         ) from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"path": str(path), "iteration": int(state["iteration"]), "sha256": digest}
