@@ -49,7 +49,7 @@ from metarl.core.types import EpisodeBatch, MetaBatch, Task
 
 from . import fisher_subsample as subsample
 from . import meta_sgd
-from .baselines import LinearFeatureBaseline, gae_data
+from .baselines import LinearFeatureBaseline, compact_steps, gae_data
 from .lvc import lvc_loss, with_behaviour_log_probs
 from .maml_state import learner_state, load_learner_state
 from .mlp_curvature import closed_form_linearization
@@ -235,8 +235,8 @@ class MAMLTRPO:
         self.step_sizes = meta_sgd.set_meta_parameters(theta, self.policy, self.step_sizes)
 
     def pg_data(self, batch: EpisodeBatch) -> PGData:
-        """Batch -> ``(observations, actions, GAE advantages, mask)``, each ``[N, ...]`` (``gae_data``)."""
-        return gae_data(batch, self.baseline, self.meta)
+        """Batch -> ``(observations, actions, GAE advantages, mask)``, padding dropped (``compact_steps``)."""
+        return compact_steps(gae_data(batch, self.baseline, self.meta))
 
     def initial_params(self, num_tasks: int) -> Params:
         """The meta-parameters, detached, with a task axis: ``[N, ...]`` per entry."""

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from metarl.agents.baselines import LinearFeatureBaseline, fit_linear_baseline, linear_baseline_features
+from metarl.agents.baselines import (
+    LinearFeatureBaseline,
+    compact_steps,
+    fit_linear_baseline,
+    linear_baseline_features,
+)
+from metarl.core.returns import masked_mean
 
 REPO = Path(__file__).resolve().parents[2]
 N, T, E, D = 2, 30, 4, 3
@@ -140,3 +146,57 @@ def test_ant_sized_fit_with_two_threads_finishes():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=False
     )
     assert done.stdout.strip() == "ok" and "DLASWP" not in done.stderr, done.stderr[-500:]
+
+
+def test_compact_steps_puts_each_task_s_real_steps_first_in_order_on_one_axis():
+    mask = torch.zeros(2, 3, 2)
+    mask[0, :2, 0] = 1  # task 0: 2 + 1 real steps
+    mask[0, :1, 1] = 1
+    mask[1, :3, 1] = 1  # task 1: 3 real steps in its second episode only
+    obs = torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2, 1) * mask[..., None]
+    adv = obs[..., 0] * 10
+    obs_c, adv_c, mask_c = (compact_steps((obs, obs, adv, mask))[i] for i in (0, 2, 3))
+    assert obs_c.shape == (2, 3, 1, 1) and mask_c.shape == (2, 3, 1)
+    # flattened (t, e) order: task 0 keeps (0,0), (0,1), (1,0); task 1 keeps (0,1), (1,1), (2,1)
+    assert obs_c[..., 0, 0].tolist() == [[0.0, 1.0, 2.0], [7.0, 9.0, 11.0]]
+    assert adv_c[..., 0].tolist() == [[0.0, 10.0, 20.0], [70.0, 90.0, 110.0]]
+    assert mask_c.sum(dim=(1, 2)).tolist() == [3.0, 3.0]
+
+
+def test_compact_steps_pads_the_shorter_tasks_and_keeps_their_masked_means():
+    mask = _ragged_mask([30, 5, 0, 12])
+    mask[1, 20:] = 0  # task 1 shorter still
+    x = _observations(3, (N, T, E)) * mask
+    data = (x[..., None], x[..., None], x, mask)
+    compact = compact_steps(data)
+    assert compact[3].shape == (N, 47, 1)  # the longer task's 30 + 5 + 12 real steps
+    assert compact[3][1].sum() == 20 + 5 + 12
+    torch.testing.assert_close(masked_mean(compact[2], compact[3]), masked_mean(x, mask))
+
+
+def test_compact_steps_returns_a_full_batch_as_it_is():
+    data = (_observations(0), _observations(1), torch.ones(N, T, E), torch.ones(N, T, E))
+    assert compact_steps(data) is data
+
+
+def test_the_fit_on_real_steps_only_equals_the_fit_on_the_padded_batch():
+    mask = _ragged_mask([30, 7, 0, 19])
+    obs = _observations(4) * mask[..., None]
+    targets = _observations(5, (N, T, E)) * mask
+    features = linear_baseline_features(obs)
+    x = (features * mask[..., None]).flatten(1, 2)
+    y = (targets * mask).flatten(1, 2)
+    gram = x.transpose(1, 2) @ x + 1e-5 * torch.eye(x.shape[-1], dtype=x.dtype)
+    expected = torch.linalg.solve(gram, (x.transpose(1, 2) @ y[..., None]))[..., 0]
+    torch.testing.assert_close(fit_linear_baseline(features, targets, mask, 1e-5), expected)
+
+
+def test_fit_predict_on_real_steps_equals_the_padded_computation():
+    mask = _ragged_mask([30, 3, 0, 17])
+    mask[0, 9:, 0] = 0  # the tasks differ in their number of real steps
+    obs = _observations(6) * mask[..., None]
+    targets = _observations(7, (N, T, E)) * mask
+    features = linear_baseline_features(obs)
+    weights = fit_linear_baseline(features, targets, mask, 1e-5)
+    expected = torch.einsum("ntef,nf->nte", features, weights) * mask
+    torch.testing.assert_close(LinearFeatureBaseline(1e-5).fit_predict(obs, targets, mask), expected)
