@@ -44,6 +44,7 @@ def _installed_layout(root: Path) -> Path:
     return site
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 def test_type_checker_is_clean_on_the_installed_layout(tmp_path) -> None:
     if importlib.util.find_spec("mypy") is None:
         pytest.skip("mypy is not installed (pip install -e '.[test]')")

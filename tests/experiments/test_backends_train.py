@@ -44,6 +44,7 @@ def train(backend: str, run: Path) -> Path:
     return run
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 @pytest.mark.mujoco
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_half_cheetah_vel_quick_trains_to_identical_metrics(

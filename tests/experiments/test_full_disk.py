@@ -81,6 +81,7 @@ def train_args(run: Path, *changes: str) -> list[str]:
     return train_command(CONFIG, run, tiny_settings(*SETTINGS, *changes))
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_a_failed_write_stops_the_run_with_one_line_keeps_its_checkpoint_and_resume_gives_the_unfailed_run(
     disk: Path, tmp_path: Path, fault: str

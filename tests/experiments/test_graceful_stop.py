@@ -79,6 +79,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 @pytest.mark.parametrize(
     ("signum", "code", "backend"),
     [(signal.SIGINT, 130, "local"), (signal.SIGTERM, 143, "local"), (signal.SIGTERM, 143, "subprocess")],
@@ -150,6 +151,7 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 def test_a_second_process_on_a_run_directory_in_use_stops_at_once_naming_it(tmp_path: Path) -> None:
     run = tmp_path / "run"
     first = start(train_args(run, "meta.iterations=200", "logging.checkpoint_every=1"), tmp_path)

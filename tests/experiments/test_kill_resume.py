@@ -14,6 +14,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import metric_rows, rows_written  # noqa: E402
 from conftest import start_metarl as start  # noqa: E402
@@ -40,6 +41,7 @@ def command(run: Path) -> list[str]:
     return args
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_run(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     done = start(command(reference), tmp_path)

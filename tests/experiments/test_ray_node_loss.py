@@ -30,6 +30,7 @@ def train_args(run: Path, *changes: str) -> list[str]:
     return train_command(CONFIG, run, tiny_settings(*SETTINGS, *changes))
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 def test_a_lost_node_s_actor_is_replaced_on_the_other_and_the_run_equals_a_local_one(tmp_path: Path) -> None:
     from ray.cluster_utils import Cluster
 

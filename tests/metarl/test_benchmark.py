@@ -30,6 +30,7 @@ def _tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 def test_quick_benchmark_writes_json_with_every_backend(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

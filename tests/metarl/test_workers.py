@@ -113,6 +113,7 @@ def faulty_tasks(tmp_path: Path, fault: str) -> list[FaultTask]:
     return [FaultTask(0.1 * n, fault if n == 0 else "", str(marker) if n == 0 else "") for n in range(N)]
 
 
+@pytest.mark.slow  # over 20 s here; CI runs the slow tests after the default run
 @pytest.mark.parametrize("backend", ["subprocess", pytest.param("ray", marks=needs_ray)])
 def test_a_killed_or_hung_worker_is_replaced_and_its_episodes_collected_again(
     backend: str, tmp_path: Path
