@@ -33,11 +33,7 @@ def linear_baseline_features(observations: Tensor) -> Tensor:
 
 
 def fit_linear_baseline(features: Tensor, targets: Tensor, mask: Tensor, reg: float = 1e-5) -> Tensor:
-    """Ridge least squares per task, in float64, by Cholesky factorisation of ``X^T X + reg I``.
-
-    While the factorisation fails or the solution is not finite the ridge coefficient grows tenfold, up to
-    ``1e4 * reg``, as rllab does. Not ``torch.linalg.solve``: with torch's MKL build and two threads, batched
-    LU on Ant-sized systems (214 features) fails ("Parameter 6 was incorrect on entry to DLASWP") and hangs.
+    """Ridge least squares per task on the real steps of a padded batch (:func:`ridge_weights`).
 
     Args:
         features: ``[N, T, E, F]``.
@@ -48,9 +44,29 @@ def fit_linear_baseline(features: Tensor, targets: Tensor, mask: Tensor, reg: fl
     Returns:
         weights ``[N, F]`` (float64).
     """
-    index = real_steps_index(mask)  # padding rows add nothing to the sums below: leave them out
-    x = gather_steps(features * mask[..., None], index).double()
-    y = gather_steps(targets * mask, index).double()
+    index = real_steps_index(mask)  # padding rows add nothing to the sums: leave them out
+    real = gather_steps(mask, index)
+    return ridge_weights(
+        gather_steps(features, index) * real[..., None], gather_steps(targets, index) * real, reg
+    )
+
+
+def ridge_weights(x: Tensor, y: Tensor, reg: float) -> Tensor:
+    """Ridge least squares per task, in float64, by Cholesky factorisation of ``X^T X + reg I``.
+
+    While the factorisation fails or the solution is not finite the ridge coefficient grows tenfold, up to
+    ``1e4 * reg``, as rllab does. Not ``torch.linalg.solve``: with torch's MKL build and two threads, batched
+    LU on Ant-sized systems (214 features) fails ("Parameter 6 was incorrect on entry to DLASWP") and hangs.
+
+    Args:
+        x: ``[N, S, F]`` features, zero on rows to leave out.
+        y: ``[N, S]`` targets, likewise.
+        reg: ridge coefficient.
+
+    Returns:
+        weights ``[N, F]`` (float64).
+    """
+    x, y = x.double(), y.double()
     gram = x.transpose(1, 2) @ x
     rhs = (x.transpose(1, 2) @ y[..., None])[..., 0]
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
@@ -85,10 +101,12 @@ class LinearFeatureBaseline:
         n, horizon, episodes = mask.shape
         index = real_steps_index(mask)
         steps = torch.arange(horizon, device=mask.device).view(1, horizon, 1).expand(n, horizon, episodes)
-        features = step_features(gather_steps(observations, index), gather_steps(steps, index))[:, :, None]
-        real = gather_steps(mask, index)[:, :, None]  # [N, S, 1]
-        weights = fit_linear_baseline(features, gather_steps(targets, index)[:, :, None], real, self.reg)
-        values = torch.einsum("nsf,nf->ns", features[:, :, 0].double(), weights) * real[:, :, 0]
+        real = gather_steps(mask, index)  # [N, S]
+        features = (
+            step_features(gather_steps(observations, index), gather_steps(steps, index)) * real[..., None]
+        )
+        weights = ridge_weights(features, gather_steps(targets, index) * real, self.reg)
+        values = torch.einsum("nsf,nf->ns", features.double(), weights)  # zero on padding slots
         flat = values.new_zeros(n, horizon * episodes).scatter_(1, index, values)
         return flat.view(n, horizon, episodes).to(targets.dtype)
 
