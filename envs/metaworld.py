@@ -85,7 +85,16 @@ def _metaworld() -> Any:
         import metaworld
     except ImportError:
         raise MetaWorldMissing(f"Meta-World is not installed: {INSTALL} (metaworld 3.1.1)") from None
+    _fast_quaternions()
     return metaworld
+
+
+@functools.cache
+def _fast_quaternions() -> bool:
+    """Meta-World's quaternions without SciPy's overhead, once per process (:mod:`.metaworld_quat`)."""
+    from . import metaworld_quat
+
+    return metaworld_quat.install()
 
 
 @functools.cache

@@ -148,7 +148,13 @@ class TestWithMetaWorld:
         out = tmp_path / "bench.json"
         assert main(["benchmark", "--env", "metarl/ML1-reach-v3", "--quick", "--out", str(out)]) == 0
         rows = json.loads(out.read_text())["rows"]
-        assert set(rows) == {"metarl-sync", "metarl-async", "metaworld-sync", "metaworld-async"}
+        assert set(rows) == {
+            "metarl-sync",
+            "metarl-async",
+            "metarl-sync-scipy",
+            "metaworld-sync",
+            "metaworld-async",
+        }
         for name, row in rows.items():
             assert "error" not in row, (name, row)
             assert row["steps_per_s"] > 0 and row["num_envs"] == 4
