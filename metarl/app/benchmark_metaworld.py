@@ -6,12 +6,12 @@ the ratios compare the machinery around the simulator:
 
 - ``metarl-sync`` / ``metarl-async``: :class:`~metarl.collection.VectorCollector` on our registered id
   (Gymnasium's synchronous vector env, or one process per sub-env), tasks set per sub-env, episodes packed.
-- ``metarl-sync-scipy``: the same as ``metarl-sync`` with SciPy's ``Rotation`` in Meta-World's observations
-  (its own code path) instead of :mod:`metarl.envs.metaworld_quat`'s, which gives the same numbers faster.
+- ``metarl-sync-own-code``: ``metarl-sync`` on Meta-World's own step code instead of the faster
+  replacements of :mod:`metarl.envs.metaworld_fast`, which give the same numbers.
 - ``metaworld-sync`` / ``metaworld-async``: ``metaworld.make_ml_envs`` (what
   ``gym.make_vec("Meta-World/...")`` builds) driven by a bare loop (observation -> policy -> step) that
   keeps nothing: a lower bound on any collector built on it. They run Meta-World's code as it is (SciPy's
-  ``Rotation``), also where this process has the faster quaternions installed.
+  code), also where this process has the replacements installed.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from metarl.app.measure import collection_rate, make_backend, seed_everything
 from metarl.collection import PolicyFn, VectorCollector
 from metarl.config import RLConfig
 from metarl.core.tasks import unbuildable
-from metarl.envs.metaworld_quat import scipy_rotations
+from metarl.envs.metaworld_fast import meta_worlds_own_code
 
-ROWS = ("metarl-sync", "metarl-async", "metarl-sync-scipy", "metaworld-sync", "metaworld-async")
+ROWS = ("metarl-sync", "metarl-async", "metarl-sync-own-code", "metaworld-sync", "metaworld-async")
 #: goals per environment and split in Meta-World
 GOALS_PER_CLASS = 50
 #: training environments of the multi-environment benchmarks (ML1 has one)
@@ -143,9 +143,8 @@ def run_metaworld_benchmark(env_id: str, quick: bool) -> dict[str, Any]:
         "rows": {},
     }
     for row in ROWS:
-        own_code = (
-            scipy_rotations() if row.endswith("-scipy") or row.startswith("metaworld-") else nullcontext()
-        )
+        own = row.endswith("-own-code") or row.startswith("metaworld-")
+        own_code = meta_worlds_own_code() if own else nullcontext()
         try:
             with own_code:
                 results["rows"][row] = _time_row(row, env_id, learner, tasks, n, e, horizon, repeats)
@@ -162,7 +161,7 @@ def _time_row(
     num_envs = n * e
     if row.startswith("metarl-"):
         start = time.perf_counter()
-        backend = row.removeprefix("metarl-").removesuffix("-scipy")
+        backend = row.removeprefix("metarl-").removesuffix("-own-code")
         env = make_backend(env_id, num_envs, "gymnasium-" + backend)
         startup = time.perf_counter() - start
         collector = VectorCollector(env, n, e, horizon)

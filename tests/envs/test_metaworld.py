@@ -151,7 +151,7 @@ class TestWithMetaWorld:
         assert set(rows) == {
             "metarl-sync",
             "metarl-async",
-            "metarl-sync-scipy",
+            "metarl-sync-own-code",
             "metaworld-sync",
             "metaworld-async",
         }

@@ -1,4 +1,4 @@
-"""Meta-World's quaternions without SciPy's overhead: the same numbers as SciPy's, bit for bit."""
+"""Meta-World's hot spots, faster: the same quaternions as SciPy's and the same episodes, bit for bit."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("scipy")
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from metarl.envs import metaworld_quat  # noqa: E402
+from metarl.envs import metaworld_fast  # noqa: E402
 
-FAST = metaworld_quat._fast_rotation()
+FAST = metaworld_fast._fast_rotation()
 needs_fast = pytest.mark.skipif(FAST is None, reason="this SciPy has no _from_matrix_orthogonal to call")
 HAS_METAWORLD = importlib.util.find_spec("metaworld") is not None
 
@@ -35,7 +35,7 @@ def test_quaternions_of_rotation_matrices_are_scipys_bit_for_bit() -> None:
     matrices += list(Rotation.from_rotvec(rng.normal(size=(200, 3)) * 1e-3 + [np.pi, 0, 0]).as_matrix())
     for matrix in matrices:
         fast = FAST.from_matrix(matrix)
-        assert isinstance(fast, metaworld_quat._Quaternion), "a rotation matrix takes the fast path"
+        assert isinstance(fast, metaworld_fast._Quaternion), "a rotation matrix takes the fast path"
         assert np.array_equal(fast.as_quat(), scipy_quat(matrix))
 
 
@@ -44,7 +44,7 @@ def test_matrices_scipy_would_orthogonalise_or_refuse_go_to_scipy() -> None:
     rng = np.random.default_rng(1)
     rotation = Rotation.random(random_state=rng).as_matrix()
     off = rotation + 1e-6 * rng.normal(size=(3, 3))  # SciPy orthogonalises this one first
-    assert not isinstance(FAST.from_matrix(off), metaworld_quat._Quaternion)
+    assert not isinstance(FAST.from_matrix(off), metaworld_fast._Quaternion)
     assert np.array_equal(FAST.from_matrix(off).as_quat(), scipy_quat(off))
     batch = Rotation.random(5, random_state=rng).as_matrix()
     assert np.array_equal(FAST.from_matrix(batch).as_quat(), Rotation.from_matrix(batch).as_quat())
@@ -53,7 +53,7 @@ def test_matrices_scipy_would_orthogonalise_or_refuse_go_to_scipy() -> None:
         FAST.from_matrix(-rotation)  # left-handed: SciPy's own error
     nan = rotation.copy()
     nan[0, 0] = np.nan
-    assert not metaworld_quat._orthogonal_float_matrix(nan), "NaN goes to SciPy (which raises)"
+    assert not metaworld_fast._orthogonal_float_matrix(nan), "NaN goes to SciPy (which raises)"
 
 
 @needs_fast
@@ -70,37 +70,78 @@ def test_everything_but_a_plain_as_quat_is_scipys_own() -> None:
     assert np.array_equal(fast.as_quat(), scipy_quat(matrix))
 
 
+#: Meta-World's scripted policies: they grasp, push and turn objects (the goal is hidden from them)
+POLICIES = {
+    "pick-place-v3": "SawyerPickPlaceV3Policy",
+    "push-v3": "SawyerPushV3Policy",
+    "door-open-v3": "SawyerDoorOpenV3Policy",
+    "assembly-v3": "SawyerAssemblyV3Policy",
+    "hammer-v3": "SawyerHammerV3Policy",
+    "peg-insert-side-v3": "SawyerPegInsertionSideV3Policy",
+}
+
+
 @pytest.mark.metaworld
 @pytest.mark.skipif(not HAS_METAWORLD, reason='metaworld is not installed (pip install -e ".[metaworld]")')
 @needs_fast
-def test_meta_world_environments_give_the_same_episodes_with_either_rotation() -> None:
-    from metarl.envs.metaworld import MetaWorldEnv, benchmark_tasks
-
-    def episode(name: str) -> tuple[np.ndarray, np.ndarray]:
-        env = MetaWorldEnv("ML1", name)
-        env.task = benchmark_tasks("ML1", name)["test"][1]
-        rng = np.random.default_rng(3)
-        steps = [env.reset(seed=4)[0]]
-        rewards = []
-        for _ in range(15):
-            obs, reward, *_ = env.step(rng.uniform(-1, 1, 4))
-            steps.append(obs)
-            rewards.append(reward)
-        env.close()
-        return np.array(steps), np.array(rewards)
-
-    replaced = 0
-    # objects of different shapes and joints (every one of the 50 took 2 minutes here)
-    for name in ("pick-place-v3", "door-open-v3", "assembly-v3", "hammer-v3", "peg-insert-side-v3"):
-        fast = episode(name)
-        assert metaworld_quat.installed(), "building a Meta-World env installs the fast quaternions"
-        with metaworld_quat.scipy_rotations():
-            assert not metaworld_quat.installed()
-            own = episode(name)
-        assert np.array_equal(fast[0], own[0]) and np.array_equal(fast[1], own[1]), name
+def test_meta_world_episodes_are_the_same_bit_for_bit_on_meta_worlds_own_code() -> None:
     import sys
 
-    for module in list(sys.modules.values()):
-        if module.__name__.startswith(metaworld_quat.MODULE_PREFIX):
-            replaced += isinstance(getattr(module, "Rotation", None), metaworld_quat.FastRotation)
+    import metaworld.policies
+
+    from metarl.envs.metaworld import MetaWorldEnv, benchmark_tasks
+
+    def episode(name: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        env = MetaWorldEnv("ML1", name)
+        env.task = benchmark_tasks("ML1", name)["test"][1]
+        policy = getattr(metaworld.policies, POLICIES[name])()
+        obs = env.reset(seed=4)[0]
+        steps, rewards, infos = [obs], [], []
+        for _ in range(120):
+            obs, reward, _, _, info = env.step(np.clip(policy.get_action(obs), -1, 1))
+            steps.append(obs)
+            rewards.append(reward)
+            infos.append(info)
+        env.close()
+        return np.array(steps), np.array(rewards), infos
+
+    grasped = 0
+    for name in POLICIES:
+        fast = episode(name)
+        assert metaworld_fast.installed(), "building a Meta-World env installs the replacements"
+        with metaworld_fast.meta_worlds_own_code():
+            assert not metaworld_fast.installed()
+            own = episode(name)
+        assert np.array_equal(fast[0], own[0]) and np.array_equal(fast[1], own[1]), name
+        assert fast[2] == own[2], name
+        grasped += sum(info["grasp_success"] for info in own[2])
+    assert grasped > 100, "the episodes exercise touching_object with contacts"
+    replaced = sum(
+        isinstance(getattr(module, "Rotation", None), metaworld_fast.FastRotation)
+        for name, module in list(sys.modules.items())
+        if name.startswith(metaworld_fast.MODULE_PREFIX)
+    )
     assert replaced >= 20, "the environments that compute quaternions use the fast path"
+
+
+@pytest.mark.metaworld
+@pytest.mark.skipif(not HAS_METAWORLD, reason='metaworld is not installed (pip install -e ".[metaworld]")')
+def test_touching_object_answers_as_meta_worlds_for_every_geom_along_a_grasp() -> None:
+    import metaworld.policies
+
+    from metarl.envs.metaworld import MetaWorldEnv, benchmark_tasks
+
+    env = MetaWorldEnv("ML1", "pick-place-v3")
+    env.task = benchmark_tasks("ML1", "pick-place-v3")["train"][2]
+    obs = env.reset(seed=0)[0]
+    policy, sawyer = metaworld.policies.SawyerPickPlaceV3Policy(), env._current()
+    own = metaworld_fast._OWN["touching_object"]
+    answers = set()
+    for _ in range(60):
+        obs = env.step(np.clip(policy.get_action(obs), -1, 1))[0]
+        for geom in range(sawyer.model.ngeom):  # the pads themselves too: contacts with one pad only
+            ours = metaworld_fast.touching_object(sawyer, geom)
+            assert ours == own(sawyer, geom), geom
+            answers.add(ours)
+    assert answers == {True, False}
+    env.close()

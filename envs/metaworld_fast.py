@@ -1,18 +1,23 @@
-"""Meta-World's object quaternions without SciPy's per-call overhead, bit for bit the same.
+"""Two hot spots of Meta-World's step code, faster, with the same numbers bit for bit.
 
-Every Meta-World v3 environment puts the object's orientation in its observation each step with
-``Rotation.from_matrix(xmat).as_quat()`` (SciPy). For one 3 x 3 matrix SciPy spends about 70 us there, most of
-it checking the input (determinant, orthogonality with ``isclose``) in array-API code, where the conversion
-itself (``_from_matrix_orthogonal``, compiled) takes about 5 us; on ``reach-v3`` the call was 31% of an env
-step (cProfile, docs/BENCHMARKS.md).
+Both are installed by :func:`install` (once per process, when a Meta-World env is first built) and removed by
+:func:`uninstall`; :func:`meta_worlds_own_code` runs a block on Meta-World's code as it is. A cProfile of
+stepping ``reach-v3`` and ``pick-place-v3`` (docs/BENCHMARKS.md) put them at 31% and 28% of a step:
 
-:func:`install` replaces the ``Rotation`` name in Meta-World's environment modules by :data:`ROTATION`, whose
-``from_matrix`` checks a single matrix in plain Python floats, more strictly than SciPy does (every entry of
-``M M^T - I`` within 1e-12, SciPy's ``atol``, without its ``rtol``; determinant positive), and then calls the
-same compiled conversion SciPy calls for a matrix that passes its own check. So the quaternion is SciPy's to
-the bit; anything else (a batch, a matrix off orthogonal, another method, ``as_quat`` with arguments) goes to
-SciPy unchanged. :func:`install` checks that on a few matrices first and leaves SciPy in place if they differ
-(another SciPy version, say) or the compiled function is missing.
+- **The object's quaternion.** Every v3 environment puts the object's orientation in its observation each
+  step with ``Rotation.from_matrix(xmat).as_quat()`` (SciPy). For one 3 x 3 matrix SciPy spends about 70 us
+  there, most of it checking the input (determinant, orthogonality with ``isclose``) in array-API code,
+  where the conversion itself (``_from_matrix_orthogonal``, compiled) takes about 5 us. The ``Rotation`` name
+  in Meta-World's environment modules becomes a :class:`FastRotation`, whose ``from_matrix`` checks a single
+  matrix in plain Python floats, more strictly than SciPy does (every entry of ``M M^T - I`` within 1e-12,
+  SciPy's ``atol``, without its ``rtol``; determinant positive), and then calls the same compiled conversion
+  SciPy calls for a matrix that passes its own check. Anything else (a batch, a matrix off orthogonal,
+  another method, ``as_quat`` with arguments) goes to SciPy unchanged. Installed only where a few matrices
+  come out equal both ways (another SciPy version could differ) and the compiled function exists.
+- **Whether the gripper touches an object** (``SawyerXYZEnv.touching_object``, in the grasp rewards of the
+  pick, place and push environments): a Python loop over every contact, twice, to sum the pads' contact
+  forces. :func:`touching_object` selects the contacts with numpy on the contact arrays and sums the same
+  forces in the same order.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def _orthogonal_float_matrix(matrix: Any) -> bool:
 
 
 class _Quaternion:
-    """What ``ROTATION.from_matrix`` returns for one orthogonal matrix: ``as_quat()``, the rest via SciPy."""
+    """``FastRotation.from_matrix`` of one orthogonal matrix: ``as_quat()``, the rest via SciPy."""
 
     __slots__ = ("_matrix", "_quat")
 
@@ -76,7 +81,7 @@ class FastRotation:
     def from_matrix(self, matrix: Any, **kwargs: Any) -> Any:
         """SciPy's ``Rotation.from_matrix``; for one orthogonal float64 matrix, its quaternion directly."""
         if not kwargs and _orthogonal_float_matrix(matrix):
-            return _Quaternion(matrix, np.asarray(self._convert(matrix)))
+            return _Quaternion(matrix.copy(), np.asarray(self._convert(matrix)))
         return self._scipy.from_matrix(matrix, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
@@ -105,10 +110,38 @@ def _modules() -> list[Any]:
     return [module for name, module in list(sys.modules.items()) if name.startswith(MODULE_PREFIX)]
 
 
+def touching_object(self: Any, object_geom_id: int) -> bool:
+    """``SawyerXYZEnv.touching_object``: both pads' contact forces with the object positive (see above)."""
+    data = self.data
+    if data.ncon == 0:
+        return False
+    geoms = data.contact.geom  # [ncon, 2]
+    with_object = (geoms == object_geom_id).any(axis=1)
+    totals = []
+    for pad in (data.geom("leftpad_geom").id, data.geom("rightpad_geom").id):
+        rows = data.contact.efc_address[with_object & (geoms == pad).any(axis=1)]
+        totals.append(sum(data.efc_force[rows].tolist()))  # Python's sum in contact order, as Meta-World's
+    return 0 < totals[0] and 0 < totals[1]
+
+
+def _sawyer_env() -> Any:
+    from metaworld.sawyer_xyz_env import SawyerXYZEnv
+
+    return SawyerXYZEnv
+
+
+#: Meta-World's own ``touching_object`` while :func:`touching_object` stands in for it
+_OWN: dict[str, Any] = {}
+
+
 def install() -> bool:
-    """Put :class:`FastRotation` in every loaded Meta-World environment module; whether it was put there."""
+    """Install both replacements (see the module docstring); whether the quaternions' one could be."""
     from scipy.spatial.transform import Rotation
 
+    sawyer = _sawyer_env()
+    if "touching_object" not in _OWN:
+        _OWN["touching_object"] = sawyer.touching_object
+        sawyer.touching_object = touching_object
     fast = _fast_rotation()
     if fast is None:
         return False
@@ -119,21 +152,23 @@ def install() -> bool:
 
 
 def uninstall() -> None:
-    """Give Meta-World's environment modules SciPy's ``Rotation`` back."""
+    """Give Meta-World its own code back."""
     for module in _modules():
         rotation = getattr(module, "Rotation", None)
         if isinstance(rotation, FastRotation):
             module.Rotation = rotation._scipy
+    if "touching_object" in _OWN:
+        _sawyer_env().touching_object = _OWN.pop("touching_object")
 
 
 def installed() -> bool:
-    """Whether any loaded Meta-World environment module uses :class:`FastRotation`."""
-    return any(isinstance(getattr(module, "Rotation", None), FastRotation) for module in _modules())
+    """Whether Meta-World runs :func:`touching_object` (and, where SciPy allows, :class:`FastRotation`)."""
+    return "touching_object" in _OWN
 
 
 @contextlib.contextmanager
-def scipy_rotations() -> Iterator[None]:
-    """Meta-World's own code path (SciPy's ``Rotation``) inside the block, as it was after it."""
+def meta_worlds_own_code() -> Iterator[None]:
+    """Meta-World's own code inside the block, as it was after it."""
     was = installed()
     uninstall()
     try:
