@@ -185,10 +185,10 @@ def format_metaworld_table(results: dict[str, Any]) -> str:
     ours = results["rows"].get("metarl-sync", {}).get("steps_per_s")
     for name, row in results["rows"].items():
         if "error" in row:
-            lines.append(f"  {name:16s} failed: {row['error']}")
+            lines.append(f"  {name:20s} failed: {row['error']}")
             continue
         ratio = f"  {row['steps_per_s'] / ours:.2f}x metarl-sync" if ours else ""
         lines.append(
-            f"  {name:16s} {row['steps_per_s']:10.0f} env steps/s{ratio}  start-up {row['startup_s']:.1f} s"
+            f"  {name:20s} {row['steps_per_s']:10.0f} env steps/s{ratio}  start-up {row['startup_s']:.1f} s"
         )
     return "\n".join(lines)
