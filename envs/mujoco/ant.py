@@ -250,6 +250,7 @@ class AntVelEnv(AntTaskEnv):
         v4: as v2 with the original start position noise: the original start state entire
             (``original_start_noise``).
         v5: as v1 with the original integration, one RK4 step of 0.02 s per action (``original_timestep``).
+        v6: the original physics and start state entire: v4 with v5's integration.
     """
 
     task_type = VelocityTask
@@ -280,6 +281,7 @@ class AntDirEnv(AntTaskEnv):
         v4: as v2 with the original start position noise: the original start state entire
             (``original_start_noise``).
         v5: as v1 with the original integration, one RK4 step of 0.02 s per action (``original_timestep``).
+        v6: the original physics and start state entire: v4 with v5's integration.
     """
 
     task_type = DirectionTask
@@ -313,6 +315,7 @@ class AntGoalEnv(AntTaskEnv):
         v4: as v2 with the original start position noise: the original start state entire
             (``original_start_noise``).
         v5: as v1 with the original integration, one RK4 step of 0.02 s per action (``original_timestep``).
+        v6: the original physics and start state entire: v4 with v5's integration.
     """
 
     task_type = GoalTask

@@ -30,6 +30,7 @@ MUJOCO_IDS = [
     "metarl/AntVel-v3",  # the original observation
     "metarl/AntDir-v4",  # the original start state
     "metarl/AntVel-v5",  # one RK4 step of 0.02 s per action (frame_skip 1)
+    "metarl/AntDir-v6",  # -v4's model and start with -v5's integration
     "metarl/AntGoal-v3",
 ]
 NUM_ENVS = 6

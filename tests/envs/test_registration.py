@@ -27,7 +27,8 @@ def _tmp_cwd(tmp_path, monkeypatch):
 def test_import_registers_every_id() -> None:
     tasks = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
     expected = ["metarl/Navigation2D-v0"] + [f"metarl/{t}-{v}" for t in tasks for v in ("v0", "v1")]
-    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in ("v2", "v3", "v4", "v5")]
+    variants = ("v2", "v3", "v4", "v5", "v6")
+    expected += [f"metarl/{t}-{v}" for t in ("AntVel", "AntDir", "AntGoal") for v in variants]
     expected += [f"metarl/ML1-{name}" for name in ENV_NAMES] + ["metarl/ML10-v3", "metarl/ML45-v3"]
     assert envs.registered_ids() == expected
     assert all(env_id in gym.registry for env_id in envs.registered_ids())
@@ -166,3 +167,24 @@ def test_ant_v5_ids_take_one_rk4_step_of_the_original_timestep(task: str) -> Non
     v5.step(action)
     np.testing.assert_array_equal(v5.data.qpos, data.qpos)
     assert v5.data.time == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("task", ["AntVel", "AntDir", "AntGoal"])
+def test_ant_v6_ids_are_v4s_model_and_start_with_v5s_integration(task: str) -> None:
+    v4, v5, v6 = (gym.make(f"metarl/{task}-{v}").unwrapped for v in ("v4", "v5", "v6"))
+    np.testing.assert_array_equal(v6.model.geom_solimp, v4.model.geom_solimp)
+    np.testing.assert_array_equal(v6.init_qpos, v4.init_qpos)
+    assert (v6.model.opt.timestep, v6.model.opt.integrator, v6.frame_skip, v6.dt) == (
+        v5.model.opt.timestep,
+        v5.model.opt.integrator,
+        1,
+        0.02,
+    )
+    # the same start state as -v4 (its noise), then one RK4 step of 0.02 s per action as -v5
+    obs6, _ = v6.reset(seed=3)
+    obs4, _ = v4.reset(seed=3)
+    np.testing.assert_array_equal(obs6, obs4)
+    action = np.full(v6.action_space.shape, 0.3)
+    v6.step(action)
+    v4.step(action)
+    assert v6.data.time == pytest.approx(0.02) and not np.array_equal(v6.data.qpos, v4.data.qpos)
