@@ -39,8 +39,8 @@ def _orthogonal_float_matrix(matrix: Any) -> bool:
     """Whether ``matrix`` is one 3 x 3 float64 array SciPy would convert without orthogonalising it."""
     if not isinstance(matrix, np.ndarray) or matrix.shape != (3, 3) or matrix.dtype != np.float64:
         return False
-    (a, b, c), (d, e, f), (g, h, i) = matrix.tolist()
-    rows = ((a, b, c), (d, e, f), (g, h, i))
+    rows = matrix.tolist()
+    (a, b, c), (d, e, f), (g, h, i) = rows
     for r in range(3):
         for s in range(r, 3):
             dot = rows[r][0] * rows[s][0] + rows[r][1] * rows[s][1] + rows[r][2] * rows[s][2]
